@@ -1,0 +1,35 @@
+# battplc: the two commands are `make run` and `make test`; both set up .venv on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench bench-quick lint check clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/battplc demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m tools.bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m tools.bench --quick
+
+lint: $(STAMP)
+	$(BIN)/ruff check runtime programs tools tests
+
+check: $(STAMP)
+	$(BIN)/battplc check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,125 @@
+"""The controller as a service: a loaded site, its scan loop and everything around it.
+
+Assembly only: load the site, restore retained values, start device drivers, the Modbus server and the
+metrics endpoint off the scan path, run the scan until a signal, then stop everything with outputs safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from runtime.clock import Clock, RealClock
+from runtime.config.site import load_site
+from runtime.scan import Scan
+
+log = logging.getLogger("battplc")
+
+
+class Controller:
+    def __init__(self, site_dir: Path | str, period: float | None = None, clock: Clock | None = None,
+                 services: bool = True, overrides: dict[str, Any] | None = None) -> None:
+        self.site, self.db, self.programs, self.interlocks = load_site(site_dir)
+        settings = self.site.settings
+        for key, value in (overrides or {}).items():
+            settings[key] = value
+        self.clock = clock or RealClock()
+        self.period = period or self.site.scan_period
+        self.services = services
+        self._stoppers: list[Any] = []
+        self.scan = Scan(self.db, self.programs, self.clock, self.period, interlocks=self.interlocks)
+        self._restore()
+        for program in self.programs + ([self.interlocks] if self.interlocks else []):
+            program.start(self.db)
+        if services:
+            self._start_services()
+
+    # ---- pieces ---------------------------------------------------------------------------------------------
+
+    def _retain_path(self) -> Path:
+        path = Path(self.site.settings["retain"]["path"])
+        return path if path.is_absolute() else self.site.dir / path
+
+    def _restore(self) -> None:
+        from runtime.retain import RetainStore
+
+        self.retain_store = RetainStore(self._retain_path(), self.site.settings["retain"]["period"],
+                                        clock=self.clock.monotonic, log=log)
+        saved = self.retain_store.load()
+        skipped = self.db.restore(saved)
+        if skipped:
+            log.warning("retain: ignored %d saved value(s) no longer valid: %s", len(skipped),
+                        ", ".join(sorted(skipped)[:10]))
+
+    def _start_services(self) -> None:
+        from runtime.notify import SystemdNotifier, WatchdogKicker, watchdog_interval
+        from runtime.retain import RetainWriter
+
+        writer = RetainWriter(self.retain_store)
+        last: dict[str, Any] = {}
+
+        def persist(scan: Scan) -> None:
+            retained = scan.db.retained()
+            if retained != last:
+                last.clear()
+                last.update(retained)
+                writer.submit(dict(retained))
+
+        self.scan.observers.append(persist)
+        self._stoppers.append(writer.stop)
+        self.notifier = SystemdNotifier()
+        interval = watchdog_interval()
+        if self.site.settings.get("watchdog", True) and interval:
+            kicker = WatchdogKicker(self.notifier, interval)
+            self.scan.observers.append(lambda scan: kicker.kick(scan.clock.monotonic()))
+        for extension in _extensions():
+            stop = extension(self)
+            if stop is not None:
+                self._stoppers.append(stop)
+
+    # ---- running --------------------------------------------------------------------------------------------
+
+    def run(self, duration: float | None = None) -> None:
+        """Scan in real time until SIGINT/SIGTERM (or ``duration`` seconds); stop with safe outputs."""
+        max_scans = None if duration is None else round(duration / self.period)
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, lambda signum, frame: self.scan.stop())
+        if self.services:
+            self.notifier.ready()
+        try:
+            self.scan.run(max_scans=max_scans)
+        finally:
+            if self.services:
+                self.notifier.stopping()
+            self.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def close(self) -> None:
+        for stop in reversed(self._stoppers):
+            try:
+                stop()
+            except Exception:
+                log.exception("error while stopping")
+        self._stoppers.clear()
+
+
+def _extensions() -> list[Any]:
+    """Optional services (drivers, Modbus server, metrics), each a function Controller -> stop callable."""
+    found = []
+    for module_name, attr in (("runtime.drivers.manager", "attach"), ("runtime.server", "attach"),
+                              ("runtime.metrics", "attach")):
+        try:
+            module = __import__(module_name, fromlist=[attr])
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        if hasattr(module, attr):
+            found.append(getattr(module, attr))
+    return found

@@ -1,0 +1,61 @@
+"""One injected clock: monotonic seconds for scheduling, wall time for calendars and time windows.
+
+``RealClock`` is for service use; ``SimClock`` is advanced by whoever drives the simulation, so a day of
+plant time runs in seconds. Nothing else in battplc reads ``time`` or ``datetime.now`` for control.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def now(self) -> datetime: ...
+
+    def sleep_until(self, deadline: float) -> None: ...
+
+
+class RealClock:
+    """The machine's clocks. sleep_until() wakes at an absolute monotonic deadline."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def now(self) -> datetime:
+        return datetime.now()
+
+    def sleep_until(self, deadline: float) -> None:
+        # time.sleep is relative; loop so a signal or early wake never makes us start early.
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(remaining)
+
+
+class SimClock:
+    """A clock that only moves when told to: sleep_until() jumps straight to the deadline."""
+
+    def __init__(self, start: datetime | None = None, monotonic: float = 0.0) -> None:
+        self._start_wall = start or datetime(2026, 1, 1)
+        self._start_mono = monotonic
+        self._mono = monotonic
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def now(self) -> datetime:
+        return self._start_wall + timedelta(seconds=self._mono - self._start_mono)
+
+    def sleep_until(self, deadline: float) -> None:
+        if deadline > self._mono:
+            self._mono = deadline
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not run backwards")
+        self._mono += seconds

@@ -1,0 +1,191 @@
+"""The schema of tags.yaml: the ``site`` section and the tag database, with their cross-field rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.config.schema import (
+    MISSING, Errors, ListOf, MapOf, Optional, Required, Schema, Where, any_of, boolean, duration, host,
+    identifier, int_range, integer, network, number, number_range, one_of, port, positive_duration, string,
+    tag_name,
+)
+from runtime.tags import ModbusMap, TagDef, TagType
+
+UNITS = ("", "V", "mV", "A", "mA", "W", "kW", "Wh", "kWh", "Ah", "mAh", "%", "degC", "s", "ms", "min", "h",
+         "Hz", "ohm", "mohm", "count", "day")
+DTYPES = ("bool", "int16", "uint16", "int32", "uint32", "float32")
+DTYPE_RANGE = {"int16": (-32768, 32767), "uint16": (0, 65535), "int32": (-2**31, 2**31 - 1),
+               "uint32": (0, 2**32 - 1)}
+
+MODBUS = Schema({
+    Required("address"): int_range(0, 65535),
+    Optional("dtype"): one_of(*DTYPES),
+    Optional("scale", default=1.0): number,
+})
+
+TAG = Schema({
+    Required("type"): one_of(*TagType.ALL),
+    Optional("unit", default=""): one_of(*UNITS),
+    Optional("description", default=""): string,
+    Optional("default"): any_of(boolean, number, string, describe="a boolean, number or enum name"),
+    Optional("retain", default=False): boolean,
+    Optional("access", default="ro"): one_of("ro", "rw"),
+    Optional("min"): number,
+    Optional("max"): number,
+    Optional("values"): ListOf(identifier, min_len=1),
+    Optional("modbus"): MODBUS,
+    Optional("metric", default=True): boolean,
+    Optional("safe"): any_of(boolean, number, string, describe="a boolean, number or enum name"),
+})
+
+SERVER = Schema({
+    Optional("enabled", default=True): boolean,
+    Optional("listen", default="127.0.0.1"): host,
+    Optional("port", default=5020): port,
+    Optional("unit_id", default=1): int_range(0, 247),
+    Optional("wrong_unit", default="ignore"): one_of("ignore", "exception"),
+    Optional("allow", default=lambda: ["127.0.0.0/8", "::1/128"]): ListOf(network),
+    Optional("max_connections", default=8): int_range(1, 1000),
+    Optional("idle_timeout", default=60.0): positive_duration,
+    Optional("tls"): Schema({
+        Required("port"): port,
+        Required("cert"): string,
+        Required("key"): string,
+        Optional("ca"): string,
+    }),
+})
+
+METRICS = Schema({
+    Optional("enabled", default=True): boolean,
+    Optional("listen", default="127.0.0.1"): host,
+    Optional("port", default=9108): port,
+})
+
+RETAIN = Schema({
+    Optional("path", default="var/retain.json"): string,
+    Optional("period", default=5.0): positive_duration,
+})
+
+SITE = Schema({
+    Optional("name", default="site"): identifier,
+    Optional("description", default=""): string,
+    Optional("scan_period", default=0.1): positive_duration,
+    Optional("programs", default=list): ListOf(identifier),
+    Optional("interlocks"): identifier,
+    Optional("server", default=lambda: SERVER({})): SERVER,
+    Optional("metrics", default=lambda: METRICS({})): METRICS,
+    Optional("retain", default=lambda: RETAIN({})): RETAIN,
+    Optional("watchdog", default=True): boolean,
+})
+
+TAGS_FILE = Schema({
+    Optional("site", default=lambda: SITE({})): SITE,
+    Required("tags"): MapOf(tag_name, TAG),
+})
+
+
+# ---- cross-field rules: one small function each ----------------------------------------------------------
+
+def _check_enum(t: dict, where: Where, errors: Errors) -> None:
+    if t["type"] == TagType.ENUM and not t.get("values"):
+        errors.add(where, "an enum tag needs 'values', the list of its names")
+    if t["type"] != TagType.ENUM and t.get("values"):
+        errors.add(where, f"'values' is only for enum tags, this one is {t['type']}")
+
+
+def _check_range(t: dict, where: Where, errors: Errors) -> None:
+    lo, hi = t.get("min"), t.get("max")
+    if lo is not None and hi is not None and lo is not MISSING and hi is not MISSING and lo > hi:
+        errors.add(where, f"min {lo:g} is greater than max {hi:g}")
+    if t["type"] in (TagType.BOOL, TagType.ENUM) and (lo is not None or hi is not None):
+        errors.add(where, f"min/max do not apply to {t['type']} tags")
+
+
+def _check_value(t: dict, key: str, where: Where, errors: Errors) -> None:
+    """default/safe must fit the type and lie within min..max."""
+    value = t.get(key)
+    if value is None or value is MISSING:
+        return
+    kind = t["type"]
+    ok = {
+        TagType.BOOL: isinstance(value, bool),
+        TagType.INT: isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer(),
+        TagType.FLOAT: isinstance(value, (int, float)) and not isinstance(value, bool),
+        TagType.ENUM: value in (t.get("values") or ()),
+    }[kind]
+    if not ok:
+        what = f"one of {', '.join(t.get('values') or ())}" if kind == TagType.ENUM else f"a {kind}"
+        errors.add(where, f"{key} {value!r} is not {what}")
+        return
+    lo, hi = t.get("min"), t.get("max")
+    if kind in (TagType.INT, TagType.FLOAT) and lo is not MISSING and hi is not MISSING:
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            errors.add(where, f"{key} {value!r} is outside min..max "
+                              f"({'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'})")
+
+
+def _check_modbus(t: dict, where: Where, errors: Errors) -> None:
+    mb = t.get("modbus")
+    if not mb or mb is MISSING:
+        return
+    dtype = mb.get("dtype") or ("bool" if t["type"] == TagType.BOOL else "uint16")
+    if (dtype == "bool") != (t["type"] == TagType.BOOL):
+        errors.add(where, f"dtype {dtype!r} does not fit a {t['type']} tag; "
+                          f"{'use dtype bool' if t['type'] == TagType.BOOL else 'use a register type'}")
+    width = 2 if dtype in ("int32", "uint32", "float32") else 1
+    if mb["address"] is not MISSING and mb["address"] + width - 1 > 65535:
+        errors.add(where, f"a {dtype} at address {mb['address']} runs past 65535")
+    mb["dtype"] = dtype
+    rng = DTYPE_RANGE.get(dtype)
+    scale = mb.get("scale", 1.0)
+    if rng and scale:
+        for key in ("min", "max"):
+            v = t.get(key)
+            if v is not None and v is not MISSING and not rng[0] <= round(v * scale) <= rng[1]:
+                errors.add(where, f"{key} {v:g} x scale {scale:g} does not fit {dtype} ({rng[0]}..{rng[1]})")
+
+
+def check_register_overlaps(tags: list[TagDef], errors: Errors) -> None:
+    """No two tags may share a register or a bit (ro numbers are readable as holding at the same address)."""
+    owner: dict[tuple[str, int], TagDef] = {}
+    for tag in tags:
+        if tag.modbus is None:
+            continue
+        space = "bit" if tag.type == TagType.BOOL else "register"
+        for addr in range(tag.modbus.address, tag.modbus.address + tag.modbus.width):
+            other = owner.get((space, addr))
+            if other is not None:
+                errors.add(Where(tag.file, tag.line, f"tags.{tag.name}.modbus.address"),
+                           f"{space} {addr} is already used by {other.name!r} ({other.file}:{other.line})")
+                break
+            owner[(space, addr)] = tag
+
+
+def build_tags(doc_tags: dict[str, Any], raw: Any, file: str, errors: Errors) -> list[TagDef]:
+    """Turn validated tag dicts into TagDefs, applying the cross-field rules."""
+    out = []
+    for name, t in doc_tags.items():
+        if t is MISSING or t.get("type") is MISSING:
+            continue
+        where = Where(file, raw.line_of(name) if hasattr(raw, "line_of") else 0, f"tags.{name}")
+        before = len(errors)
+        _check_enum(t, where, errors)
+        _check_range(t, where, errors)
+        _check_value(t, "default", where, errors)
+        _check_value(t, "safe", where, errors)
+        _check_modbus(t, where, errors)
+        if len(errors) != before or any(v is MISSING for v in t.values()):
+            continue
+        mb = t.get("modbus")
+        out.append(TagDef(
+            name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
+            retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
+            values=tuple(t.get("values") or ()), metric=t["metric"], safe=t.get("safe"),
+            modbus=ModbusMap(mb["address"], mb["dtype"], mb["scale"]) if mb else None,
+            file=file, line=where.line,
+        ))
+    return out
+
+
+__all__ = ["TAGS_FILE", "SITE", "SERVER", "METRICS", "RETAIN", "build_tags", "check_register_overlaps",
+           "UNITS", "DTYPES", "integer"]
