@@ -30,6 +30,7 @@ class Controller:
         self.period = period or self.site.scan_period
         self.services = services
         self._stoppers: list[Any] = []
+        self.parts: dict[str, Any] = {}  # services attached by extensions: 'drivers', 'server', 'metrics'
         self.scan = Scan(self.db, self.programs, self.clock, self.period, interlocks=self.interlocks)
         self._restore()
         for program in self.programs + ([self.interlocks] if self.interlocks else []):
@@ -84,7 +85,6 @@ class Controller:
 
     def run(self, duration: float | None = None) -> None:
         """Scan in real time until SIGINT/SIGTERM (or ``duration`` seconds); stop with safe outputs."""
-        max_scans = None if duration is None else round(duration / self.period)
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -92,7 +92,7 @@ class Controller:
         if self.services:
             self.notifier.ready()
         try:
-            self.scan.run(max_scans=max_scans)
+            self.scan.run(duration=duration)
         finally:
             if self.services:
                 self.notifier.stopping()

@@ -151,11 +151,17 @@ class Scan:
     def stopping(self) -> bool:
         return self._stop
 
-    def run(self, max_scans: int | None = None) -> None:
-        """Scan until stop() or max_scans; then drive every output to its safe value."""
+    def run(self, max_scans: int | None = None, duration: float | None = None) -> None:
+        """Scan until stop(), ``max_scans`` scans, or ``duration`` seconds of slots; then make outputs safe.
+
+        With ``duration`` the loop ends before the first slot at or after start + duration, so a clean run
+        of 60 s at 10 ms makes 6000 scans and every skipped slot shows as a missing scan.
+        """
         try:
             while not self._stop and (max_scans is None or self.count < max_scans):
                 self.wait()
+                if duration is not None and self.deadline >= self._t0 + duration - self.period * 1e-6:
+                    break
                 self.step()
         finally:
             self.shutdown()

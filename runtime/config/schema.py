@@ -230,6 +230,13 @@ def one_of(*choices: str) -> Validator:
     return validate
 
 
+def scalar(value: Any) -> Any:
+    """A boolean, number or string, kept as written (the type is checked against its tag later)."""
+    if not isinstance(value, (bool, int, float, str)):
+        raise Invalid(f"expected a boolean, number or name, got {_show(value)}")
+    return value
+
+
 def duration(value: Any) -> float:
     """Seconds from a number or a text like '100ms', '30s', '6h20min'."""
     if isinstance(value, bool):

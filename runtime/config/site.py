@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config.errors import ConfigError, ConfigErrors
-from runtime.config.schema import MISSING, Errors, where_of
+from runtime.config.schema import MISSING, Errors, Where, where_of
 from runtime.config.tags_schema import TAGS_FILE, build_tags, check_register_overlaps
 from runtime.config.yamlloc import load_file
 from runtime.tags import TagDB, TagDef
@@ -26,6 +26,19 @@ class Site:
     tags: list[TagDef]
     devices: list[Any] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    raw_settings: Any = None  # the `site:` mapping as loaded, for line numbers
+
+    def where(self, *keys: Any) -> Where:
+        """file:line and key path of a key under `site:` in tags.yaml, e.g. where("programs", 2)."""
+        where = Where(str(self.files.get("tags", "")), getattr(self.raw_settings, "line", 0), "site")
+        node = self.raw_settings
+        for key in keys:
+            where = where.child(key, node)
+            try:
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                node = None
+        return where
 
     @property
     def name(self) -> str:
@@ -44,20 +57,22 @@ class Site:
         return TagDB.from_defs(self.tags)
 
 
-def load_tags(path: Path, errors: Errors) -> tuple[dict[str, Any], list[TagDef]]:
+def load_tags(path: Path, errors: Errors) -> tuple[dict[str, Any], list[TagDef], Any]:
+    """Validated `site:` settings, the TagDefs and the raw `site:` mapping (for line numbers)."""
     try:
         raw = load_file(path)
     except ConfigErrors as exc:
         errors.extend(exc.errors)
-        return {}, []
+        return {}, [], None
     doc = TAGS_FILE.walk(raw, where_of(raw, str(path)), errors)
     if doc is MISSING:
-        return {}, []
+        return {}, [], None
     tags_raw = raw.get("tags") if isinstance(raw, dict) else None
     tags = build_tags(doc.get("tags") or {}, tags_raw, str(path), errors) if doc.get("tags") is not MISSING else []
     check_register_overlaps(tags, errors)
     settings = doc.get("site")
-    return (settings if isinstance(settings, dict) else {}), tags
+    raw_site = raw.get("site") if isinstance(raw, dict) else None
+    return (settings if isinstance(settings, dict) else {}), tags, raw_site
 
 
 def load_site(directory: Path | str, with_programs: bool = True) -> tuple[Site, TagDB, list[Any], Any]:
@@ -70,8 +85,8 @@ def load_site(directory: Path | str, with_programs: bool = True) -> tuple[Site, 
     if not tags_path.is_file():
         raise ConfigErrors([ConfigError(str(tags_path), 0, "", "no tags.yaml in this folder; a site folder holds "
                                                                  "tags.yaml and io_map.yaml")])
-    settings, tags = load_tags(tags_path, errors)
-    site = Site(directory, settings, tags, files={"tags": tags_path})
+    settings, tags, raw_site = load_tags(tags_path, errors)
+    site = Site(directory, settings, tags, files={"tags": tags_path}, raw_settings=raw_site)
     db = site.new_db()
     io_path = directory / "io_map.yaml"
     if io_path.is_file():

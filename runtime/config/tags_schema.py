@@ -5,8 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.config.schema import (
-    MISSING, Errors, ListOf, MapOf, Optional, Required, Schema, Where, any_of, boolean, duration, host,
-    identifier, int_range, integer, network, number, number_range, one_of, port, positive_duration, string,
+    MISSING,
+    Errors,
+    ListOf,
+    MapOf,
+    Optional,
+    Required,
+    Schema,
+    Where,
+    boolean,
+    host,
+    identifier,
+    int_range,
+    integer,
+    network,
+    number,
+    one_of,
+    port,
+    positive_duration,
+    scalar,
+    string,
     tag_name,
 )
 from runtime.tags import ModbusMap, TagDef, TagType
@@ -27,7 +45,7 @@ TAG = Schema({
     Required("type"): one_of(*TagType.ALL),
     Optional("unit", default=""): one_of(*UNITS),
     Optional("description", default=""): string,
-    Optional("default"): any_of(boolean, number, string, describe="a boolean, number or enum name"),
+    Optional("default"): scalar,
     Optional("retain", default=False): boolean,
     Optional("access", default="ro"): one_of("ro", "rw"),
     Optional("min"): number,
@@ -35,7 +53,7 @@ TAG = Schema({
     Optional("values"): ListOf(identifier, min_len=1),
     Optional("modbus"): MODBUS,
     Optional("metric", default=True): boolean,
-    Optional("safe"): any_of(boolean, number, string, describe="a boolean, number or enum name"),
+    Optional("safe"): scalar,
 })
 
 SERVER = Schema({

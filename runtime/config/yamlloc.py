@@ -3,7 +3,8 @@
 PyYAML forgets positions once it builds Python objects; config errors must name ``file:line``. This loader
 builds ``LocDict``/``LocList`` that remember the line of the node itself and of each key or item, refuses
 duplicate keys (plain YAML silently keeps the last one), and resolves scalars the YAML 1.2 way for numbers:
-``12:30`` stays the string "12:30" instead of becoming the base-60 integer 750.
+``12:30`` stays the string "12:30" instead of becoming the base-60 integer 750, and only true/false are
+booleans (``off`` stays the string "off").
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# YAML 1.1 also reads on/off/yes/no as booleans, which would turn a mode named `off` into False.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$"), list("-+0123456789")
 )

@@ -1,0 +1,118 @@
+"""Invalid site configs: every error names file:line, the key path and what is allowed."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runtime.config.errors import ConfigErrors
+from runtime.config.site import load_site
+
+BASE_TAGS = """\
+site:
+  name: t
+  scan_period: 100ms
+tags:
+  bat.voltage:
+    type: float
+    unit: V
+    modbus: {address: 0, dtype: uint16, scale: 100}
+  par.limit:
+    type: float
+    unit: V
+    access: rw
+    default: 3.4
+    min: 2.5
+    max: 3.65
+"""
+
+# (name, tags.yaml text, expected line, expected key path, expected words in the message)
+CASES = [
+    ("unknown key with did-you-mean", BASE_TAGS + "  bat.current:\n    type: float\n    unti: A\n",
+     18, "tags.bat.current.unti", ["unknown key 'unti'", "did you mean 'unit'"]),
+    ("wrong type", BASE_TAGS + "  bat.current:\n    type: floot\n",
+     17, "tags.bat.current.type", ["'floot' is not allowed", "did you mean 'float'"]),
+    ("bad unit", BASE_TAGS + "  bat.current:\n    type: float\n    unit: Amp\n",
+     18, "tags.bat.current.unit", ["'Amp' is not allowed", "allowed:"]),
+    ("duplicate tag name", BASE_TAGS + "  bat.voltage:\n    type: float\n",
+     16, "bat.voltage", ["duplicate key 'bat.voltage'", "first given at line 5"]),
+    ("min greater than max", BASE_TAGS + "  par.x:\n    type: int\n    min: 10\n    max: 1\n",
+     16, "tags.par.x", ["min 10 is greater than max 1"]),
+    ("default outside range", BASE_TAGS + "  par.x:\n    type: float\n    default: 5\n    min: 0\n    max: 4\n",
+     16, "tags.par.x", ["default 5 is outside min..max", "0..4"]),
+    ("default of wrong type", BASE_TAGS + "  par.x:\n    type: bool\n    default: 3\n",
+     16, "tags.par.x", ["default 3 is not a bool"]),
+    ("enum without values", BASE_TAGS + "  cmd.mode:\n    type: enum\n",
+     16, "tags.cmd.mode", ["an enum tag needs 'values'"]),
+    ("enum default not a value", BASE_TAGS + "  cmd.mode:\n    type: enum\n    values: [auto, off]\n    default: hold\n",
+     16, "tags.cmd.mode", ["default 'hold' is not one of auto, off"]),
+    ("duplicate register address", BASE_TAGS + "  bat.current:\n    type: float\n    modbus: {address: 0}\n",
+     16, "tags.bat.current.modbus.address", ["register 0 is already used by 'bat.voltage'"]),
+    ("32-bit value overlapping", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 1, dtype: int32}\n"
+     "  bat.soc:\n    type: float\n    modbus: {address: 2}\n",
+     19, "tags.bat.soc.modbus.address", ["register 2 is already used by 'bat.power'"]),
+    ("register past 65535", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 65535, dtype: float32}\n",
+     16, "tags.bat.power", ["runs past 65535"]),
+    ("bad tag name", BASE_TAGS + "  Bat-Power:\n    type: float\n",
+     16, "tags.Bat-Power", ["not a tag name"]),
+    ("access not ro/rw", BASE_TAGS + "  bat.power:\n    type: float\n    access: write\n",
+     18, "tags.bat.power.access", ["'write' is not allowed", "ro, rw"]),
+    ("bad scan period", BASE_TAGS.replace("scan_period: 100ms", "scan_period: fast"),
+     3, "site.scan_period", ["'fast' is not a duration"]),
+    ("unknown site key", BASE_TAGS.replace("  name: t\n", "  name: t\n  programms: []\n"),
+     3, "site.programms", ["unknown key 'programms'", "did you mean 'programs'"]),
+    ("bool dtype on a float", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 5, dtype: bool}\n",
+     16, "tags.bat.power", ["dtype 'bool' does not fit a float tag"]),
+    ("range does not fit register", BASE_TAGS + "  par.x:\n    type: float\n    max: 1000\n"
+     "    modbus: {address: 9, dtype: uint16, scale: 100}\n",
+     16, "tags.par.x", ["max 1000 x scale 100 does not fit uint16"]),
+    ("missing tags section", "site:\n  name: t\n", 1, "", ["missing required key 'tags'"]),
+    ("yaml syntax error", BASE_TAGS + "  bat.power: {type: float\n", 17, "", ["YAML syntax"]),
+    ("unknown program", BASE_TAGS.replace("  name: t\n", "  name: t\n  programs: [blinc]\n"),
+     3, "site.programs[0]", ["no program 'blinc'"]),
+    ("server port out of range", BASE_TAGS.replace("  name: t\n", "  name: t\n  server: {port: 70000}\n"),
+     3, "site.server.port", ["70000 is out of range", "0..65535"]),
+    ("bad allow network", BASE_TAGS.replace("  name: t\n", "  name: t\n  server:\n    allow: [10.0.0.300/8]\n"),
+     4, "site.server.allow[0]", ["not a network"]),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "path", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_invalid_config_names_file_line_and_key(tmp_path: Path, text: str, line: int, path: str,
+                                                words: list[str]) -> None:
+    (tmp_path / "tags.yaml").write_text(textwrap.dedent(text))
+    with pytest.raises(ConfigErrors) as info:
+        load_site(tmp_path)
+    rendered = [str(e) for e in info.value.errors]
+    match = [e for e in info.value.errors if e.path == path and e.line == line]
+    assert match, f"no error at line {line} for {path!r}; got: {rendered}"
+    message = str(match[0])
+    assert message.startswith(f"{tmp_path / 'tags.yaml'}:{line}:")
+    for word in words:
+        assert word in message, message
+
+
+def test_all_errors_are_collected_not_just_the_first(tmp_path: Path) -> None:
+    text = BASE_TAGS + "  a.b:\n    type: floot\n  c.d:\n    type: int\n    unit: parsec\n  e.f:\n    type: int\n    min: 3\n    max: 1\n"
+    (tmp_path / "tags.yaml").write_text(text)
+    with pytest.raises(ConfigErrors) as info:
+        load_site(tmp_path)
+    paths = {e.path for e in info.value.errors}
+    assert {"tags.a.b.type", "tags.c.d.unit", "tags.e.f"} <= paths
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigErrors, match="no tags.yaml in this folder"):
+        load_site(tmp_path / "nowhere")
+
+
+def test_valid_config_loads(tmp_path: Path) -> None:
+    (tmp_path / "tags.yaml").write_text(BASE_TAGS)
+    site, db, programs, interlocks = load_site(tmp_path)
+    assert site.scan_period == pytest.approx(0.1)
+    assert db["par.limit"] == pytest.approx(3.4)
+    assert db.define("bat.voltage").modbus_table == "input"
+    assert db.define("par.limit").access == "rw"
+    assert programs == [] and interlocks is None
