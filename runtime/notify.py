@@ -69,24 +69,21 @@ class SystemdNotifier:
             return False
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 # Never let a slow systemd block the scan thread that kicks the watchdog.
                 self._socket.setblocking(False)
             self._socket.sendto("\n".join(assignments).encode("utf-8"), self._address)
         except OSError as error:
             if not self._send_failing:
-                log.warning("notify: cannot send to systemd at %s (%s); not logged again until a send succeeds",
-                            self.socket_path, error)
+                log.warning(
+                    "notify: cannot send to systemd at %s (%s); not logged again until a send succeeds",
+                    self.socket_path,
+                    error,
+                )
             self._send_failing = True
             return False
         self._send_failing = False
         return True
-
-    def close(self) -> None:
-        """Release the socket; a later send opens a new one."""
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
 
 
 def _socket_address(socket_path: str) -> str:
@@ -97,7 +94,7 @@ def _socket_address(socket_path: str) -> str:
 def watchdog_interval(environ: Mapping[str, str] = os.environ, pid: int | None = None) -> float | None:
     """Seconds between watchdog kicks (half of WatchdogSec), or None when no watchdog is asked of this process.
 
-    WATCHDOG_PID, when set, must name this process: the variables may have been inherited from a parent.
+    WATCHDOG_PID, when set, must name this process: a child process inherits the variables but is not watched.
     """
     watchdog_pid = environ.get("WATCHDOG_PID")
     if watchdog_pid is not None and watchdog_pid.strip() != str(os.getpid() if pid is None else pid):

@@ -9,10 +9,11 @@ File format (JSON, human-readable so an engineer can inspect it on the box)::
 
 Crash safety. A save writes `<file>.tmp` and fsyncs it, renames the current main file (which this store wrote
 or loaded, so it is known good) to `<file>.bak`, renames the temp file over the main file and fsyncs the
-folder. Whenever the process dies (SIGKILL, power loss), the main file is a complete save, or it is missing and
-`.bak` holds the save before; a save is reported done only once the main file holds it. `load()` therefore
-never returns state older than one save interval plus the save in flight; it falls back to `.bak`, then to
-defaults, with one WARNING line saying which file was bad and why.
+folder. Killed at any moment, the main file holds a complete save, or it is missing and `.bak` holds the save
+before (a power cut may also undo renames not yet synced, leaving the previous complete save); a save reports
+success only once the main file holds it. So `load()` never returns state older than one save interval plus
+the save in flight; it falls back to `.bak`, then to defaults, with one WARNING line naming the bad file and
+why. Rotating by rename, not by copy, keeps it to one file write per save, which matters on an SD card.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ class RetainStore:
         except _Unusable as main_problem:
             return self._load_fallback(main_problem)
         self.log.info(
-            "retain: loaded %d values from %s (saved at %s)", len(snapshot.values), self.path, snapshot.saved_at
+            "retain: loaded %d values from %s (saved at %s)",
+            len(snapshot.values),
+            self.path,
+            snapshot.saved_at,
         )
         self._latest = dict(snapshot.values)
         self._saved = dict(snapshot.values)
@@ -113,18 +117,25 @@ class RetainStore:
             if main_problem.missing and backup_problem.missing:
                 self.log.warning(
                     "retain: no retained values in %s or %s; using defaults (expected on the first start)",
-                    self.path, backup_name,
+                    self.path,
+                    backup_name,
                 )
             else:
                 self.log.warning(
                     "retain: %s is %s and %s is %s; using defaults",
-                    self.path, main_problem, backup_name, backup_problem,
+                    self.path,
+                    main_problem,
+                    backup_name,
+                    backup_problem,
                 )
             self._latest, self._saved, self._dirty = {}, None, False
             return {}
         self.log.warning(
             "retain: %s is %s; using previous copy %s from %s",
-            self.path, main_problem, backup_name, snapshot.saved_at,
+            self.path,
+            main_problem,
+            backup_name,
+            snapshot.saved_at,
         )
         self._latest, self._saved = dict(snapshot.values), None
         # .bak is now the only good copy: rewrite the main file at the first chance, so there are two again.
@@ -181,7 +192,9 @@ class RetainStore:
             if not self._write_failing:
                 self.log.warning(
                     "retain: cannot write %s (%s); keeping values in memory, retrying every %g s",
-                    self.path, error, self.min_interval_s,
+                    self.path,
+                    error,
+                    self.min_interval_s,
                 )
             self._write_failing = True
             return False
@@ -213,7 +226,9 @@ def _read_snapshot(path: Path) -> _Snapshot:
         stripped = text.strip()
         if stripped.startswith("{") and (not stripped.endswith("}") or error.pos >= len(text.rstrip())):
             raise _Unusable("truncated") from None
-        raise _Unusable(f"corrupt (not JSON: {error.msg} at line {error.lineno} column {error.colno})") from None
+        raise _Unusable(
+            f"corrupt (not JSON: {error.msg} at line {error.lineno} column {error.colno})"
+        ) from None
     except RecursionError:
         raise _Unusable("corrupt (nested too deeply)") from None
     return _check_document(document)
@@ -276,7 +291,9 @@ class RetainWriter:
         self._stop_requested.set()
         self._thread.join(timeout_s)
         if self._thread.is_alive():
-            self._store.log.warning("retain: final write of %s still running after %g s", self._store.path, timeout_s)
+            self._store.log.warning(
+                "retain: final write of %s still running after %g s", self._store.path, timeout_s
+            )
 
     def _run(self) -> None:
         stopping = False

@@ -12,7 +12,13 @@ import pytest
 
 from runtime.retain import RetainStore, RetainWriter, values_crc
 
-VALUES = {"par.cell_v_max": 3.55, "bat.soc": 42.5, "cmd.mode": "auto", "heater.enable": True, "scan.overruns": 7}
+VALUES = {
+    "par.cell_v_max": 3.55,
+    "bat.soc": 42.5,
+    "cmd.mode": "auto",
+    "heater.enable": True,
+    "scan.overruns": 7,
+}
 SAVED_AT = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC)
 
 
@@ -25,12 +31,16 @@ class FakeClock:
 
 
 def make_store(path: Path, clock: FakeClock | None = None, min_interval_s: float = 5.0) -> RetainStore:
-    return RetainStore(path, min_interval_s=min_interval_s, clock=clock or FakeClock(), wall_clock=lambda: SAVED_AT)
+    return RetainStore(
+        path, min_interval_s=min_interval_s, clock=clock or FakeClock(), wall_clock=lambda: SAVED_AT
+    )
 
 
 def save(path: Path, values: dict) -> None:
     """Save as a running PLC would (load, then write); its log lines stay out of the store under test."""
-    store = RetainStore(path, min_interval_s=5.0, log=logging.getLogger("tests.setup"), wall_clock=lambda: SAVED_AT)
+    store = RetainStore(
+        path, min_interval_s=5.0, log=logging.getLogger("tests.setup"), wall_clock=lambda: SAVED_AT
+    )
     store.load()
     store.update(values)
     store.flush()
@@ -121,7 +131,9 @@ def test_truncated_file_at_every_length(path: Path, caplog: pytest.LogCaptureFix
         path.write_bytes(data[:length])
         caplog.clear()
         assert make_store(path).load() == {}, length
-        assert warnings(caplog) == [f"retain: {path} is truncated and retain.json.bak is missing; using defaults"], length
+        assert warnings(caplog) == [
+            f"retain: {path} is truncated and retain.json.bak is missing; using defaults"
+        ], length
 
 
 def test_crc_mismatch(path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -131,7 +143,9 @@ def test_crc_mismatch(path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path.write_text(json.dumps(document))
 
     assert make_store(path).load() == {}
-    assert warnings(caplog) == [f"retain: {path} is corrupt (crc mismatch) and retain.json.bak is missing; using defaults"]
+    assert warnings(caplog) == [
+        f"retain: {path} is corrupt (crc mismatch) and retain.json.bak is missing; using defaults"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +156,9 @@ def test_crc_mismatch(path: Path, caplog: pytest.LogCaptureFixture) -> None:
         ({"version": 1, "crc": 0}, "corrupt (no values)"),
     ],
 )
-def test_wrong_document_shape(path: Path, caplog: pytest.LogCaptureFixture, document: object, reason: str) -> None:
+def test_wrong_document_shape(
+    path: Path, caplog: pytest.LogCaptureFixture, document: object, reason: str
+) -> None:
     path.write_text(json.dumps(document))
 
     assert make_store(path).load() == {}

@@ -102,4 +102,6 @@ def test_sigkill_during_saves_always_leaves_a_recent_valid_state(tmp_path: Path)
 
     assert saved_once
     # Proves the kills did hit the write path; were it near zero this test would show nothing.
-    assert kills_inside_a_save >= KILLS // 10, f"only {kills_inside_a_save} of {KILLS} kills landed inside a save"
+    assert kills_inside_a_save >= KILLS // 10, (
+        f"only {kills_inside_a_save} of {KILLS} kills landed inside a save"
+    )
