@@ -15,6 +15,7 @@ from typing import Any
 
 from runtime.clock import Clock, RealClock
 from runtime.config.site import load_site
+from runtime.events import EventLog
 from runtime.scan import Scan
 
 log = logging.getLogger("battplc")
@@ -36,6 +37,7 @@ class Controller:
         self._restore()
         for program in self.programs + ([self.interlocks] if self.interlocks else []):
             program.start(self.db)
+        self.scan.observers.append(EventLog(self.db))  # chart steps and alarms, also in simulation
         if services:
             self._start_services()
 

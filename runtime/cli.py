@@ -14,6 +14,7 @@ from pathlib import Path
 from runtime.config.errors import ConfigErrors
 from runtime.config.site import REPO_ROOT
 from runtime.durations import DurationError, parse_duration
+from runtime.events import configure_logging
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
 PLUGINS = ("runtime.sfc.cli", "runtime.server.cli", "tools.plantsim.cli", "tools.bench.cli")
@@ -109,8 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(args.verbose)
     try:
         return args.func(args)
     except ConfigErrors as exc:

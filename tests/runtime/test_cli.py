@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,10 +48,7 @@ def test_bad_period_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_run_stops_cleanly_on_sigint_with_figures(tmp_path: Path) -> None:
     site = tmp_path / "demo"
-    site.mkdir()
-    (site / "programs").mkdir()
-    (site / "tags.yaml").write_text((DEMO / "tags.yaml").read_text())
-    (site / "programs" / "blink.py").write_text((DEMO / "programs" / "blink.py").read_text())
+    shutil.copytree(DEMO, site, ignore=shutil.ignore_patterns("var"))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "run", str(site), "--period", "10ms"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
