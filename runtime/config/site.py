@@ -27,6 +27,12 @@ class Site:
     devices: list[Any] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
     raw_settings: Any = None  # the `site:` mapping as loaded, for line numbers
+    arbitration: dict[str, list[str]] = field(default_factory=dict)  # tag -> charts, highest priority first
+
+    @property
+    def arbitrated(self) -> set[str]:
+        """Outputs several charts may drive (their tags declare an arbitration)."""
+        return set(self.arbitration)
 
     def where(self, *keys: Any) -> Where:
         """file:line and key path of a key under `site:` in tags.yaml, e.g. where("programs", 2)."""
@@ -57,8 +63,10 @@ class Site:
         return TagDB.from_defs(self.tags)
 
 
-def load_tags(path: Path, errors: Errors) -> tuple[dict[str, Any], list[TagDef], Any]:
-    """Validated `site:` settings, the TagDefs and the raw `site:` mapping (for line numbers)."""
+def load_tags(path: Path, errors: Errors, arbitration: dict[str, list[str]] | None = None) \
+        -> tuple[dict[str, Any], list[TagDef], Any]:
+    """Validated `site:` settings, the TagDefs and the raw `site:` mapping (for line numbers); fills
+    ``arbitration`` (if given) with tag -> the charts of its `arbitration:` list."""
     try:
         raw = load_file(path)
     except ConfigErrors as exc:
@@ -70,6 +78,9 @@ def load_tags(path: Path, errors: Errors) -> tuple[dict[str, Any], list[TagDef],
     tags_raw = raw.get("tags") if isinstance(raw, dict) else None
     tags = build_tags(doc.get("tags") or {}, tags_raw, str(path), errors) if doc.get("tags") is not MISSING else []
     check_register_overlaps(tags, errors)
+    if arbitration is not None and isinstance(doc.get("tags"), dict):
+        arbitration.update({name: t["arbitration"] for name, t in doc["tags"].items()
+                            if isinstance(t, dict) and t.get("arbitration")})
     settings = doc.get("site")
     raw_site = raw.get("site") if isinstance(raw, dict) else None
     return (settings if isinstance(settings, dict) else {}), tags, raw_site
@@ -85,8 +96,9 @@ def load_site(directory: Path | str, with_programs: bool = True) -> tuple[Site, 
     if not tags_path.is_file():
         raise ConfigErrors([ConfigError(str(tags_path), 0, "", "no tags.yaml in this folder; a site folder holds "
                                                                  "tags.yaml and io_map.yaml")])
-    settings, tags, raw_site = load_tags(tags_path, errors)
-    site = Site(directory, settings, tags, files={"tags": tags_path}, raw_settings=raw_site)
+    arbitration: dict[str, list[str]] = {}
+    settings, tags, raw_site = load_tags(tags_path, errors, arbitration)
+    site = Site(directory, settings, tags, files={"tags": tags_path}, raw_settings=raw_site, arbitration=arbitration)
     db = site.new_db()
     io_path = directory / "io_map.yaml"
     if io_path.is_file():

@@ -54,6 +54,7 @@ TAG = Schema({
     Optional("modbus"): MODBUS,
     Optional("metric", default=True): boolean,
     Optional("safe"): scalar,
+    Optional("arbitration"): ListOf(identifier, min_len=1),  # charts that may drive it, highest priority first
 })
 
 SERVER = Schema({
@@ -163,6 +164,19 @@ def _check_modbus(t: dict, where: Where, errors: Errors) -> None:
                 errors.add(where, f"{key} {v:g} x scale {scale:g} does not fit {dtype} ({rng[0]}..{rng[1]})")
 
 
+def _half_mapped(tag: TagDef, other: TagDef) -> str:
+    """'; that leaves ... half mapped' when an overlap splits a 32-bit value between two tags."""
+    assert tag.modbus is not None and other.modbus is not None
+    if tag.modbus.address == other.modbus.address:
+        return ""
+    split = [t for t in (other, tag) if t.modbus is not None and t.modbus.width == 2]
+    if not split:
+        return ""
+    return "; that leaves " + " and ".join(
+        f"the {t.modbus.dtype} {t.name!r} (registers {t.modbus.address}-{t.modbus.address + 1})"
+        for t in split if t.modbus is not None) + " half mapped"
+
+
 def check_register_overlaps(tags: list[TagDef], errors: Errors) -> None:
     """No two tags may share a register or a bit (ro numbers are readable as holding at the same address)."""
     owner: dict[tuple[str, int], TagDef] = {}
@@ -174,7 +188,8 @@ def check_register_overlaps(tags: list[TagDef], errors: Errors) -> None:
             other = owner.get((space, addr))
             if other is not None:
                 errors.add(Where(tag.file, tag.line, f"tags.{tag.name}.modbus.address"),
-                           f"{space} {addr} is already used by {other.name!r} ({other.file}:{other.line})")
+                           f"{space} {addr} is already used by {other.name!r} ({other.file}:{other.line})"
+                           + _half_mapped(tag, other))
                 break
             owner[(space, addr)] = tag
 
@@ -192,9 +207,10 @@ def build_tags(doc_tags: dict[str, Any], raw: Any, file: str, errors: Errors) ->
         _check_value(t, "default", where, errors)
         _check_value(t, "safe", where, errors)
         _check_modbus(t, where, errors)
-        if len(errors) != before or any(v is MISSING for v in t.values()):
-            continue
         mb = t.get("modbus")
+        nested = mb.values() if isinstance(mb, dict) else ()
+        if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
+            continue  # an invalid value was reported while walking; never build a TagDef around it
         out.append(TagDef(
             name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
             retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
