@@ -1,0 +1,368 @@
+"""Modbus TCP and RTU devices on pymodbus async clients, and their sans-I/O register model.
+
+- ``Device``: the read plan, decode and encode of one device (io_map points), no I/O at all.
+- ``SyncPoller``: one poll/commit of a ``Device`` inline against callables (the simulator's register bank).
+- ``ModbusLink``: one connection (a TCP socket to a device or gateway, or an RS485 bus on a serial port)
+  with every device behind it, served by one asyncio task. Devices are polled each at its own period;
+  queued writes go first. Requests on one connection are serialized (Modbus allows one at a time on a bus
+  and most gateways expect it), so devices on different connections never wait for each other.
+
+Faults, per device: a request that gets no answer within ``timeout`` is retried ``retries`` times and then
+counts a timeout; an exception answer counts an exception (not retried); a short or undecodable answer a
+decode error. The failing block's tags turn BAD at once (values kept). After a timeout or a lost connection
+the rest of that poll is skipped and the device waits out an exponential backoff before its next poll, so a
+dead unit behind a gateway costs its siblings one timeout per backoff period, not one per poll. A connection
+that cannot be made is retried with its own backoff; after a (re)connect every output is written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
+
+from runtime.drivers.base import (
+    DECODE,
+    EXCEPTION,
+    REFUSED,
+    TIMEOUT,
+    Backoff,
+    DeviceConfig,
+    Health,
+    Link,
+    LinkContext,
+)
+from runtime.drivers.codec import (
+    BIT_TABLES,
+    DecodeError,
+    OutputPoint,
+    ReadBlock,
+    Write,
+    check_length,
+    decode_point,
+    encode_output,
+    plan_reads,
+)
+from runtime.tags import TagDef
+
+log = logging.getLogger("battplc.drivers")
+
+ReadFn = Callable[[int, str, int, int], Sequence[Any]]
+WriteFn = Callable[[int, str, int, list[Any]], None]
+
+
+class Device:
+    """The register model of one Modbus device: what to read, how to decode it, how to encode outputs."""
+
+    def __init__(self, config: DeviceConfig, defs: Mapping[str, TagDef] | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.unit = config.unit
+        self.defs = defs or {}
+        self.plan: list[ReadBlock] = plan_reads(config.inputs, config.unit, config.max_gap)
+        self.outputs: dict[str, list[OutputPoint]] = {}
+        for point in config.outputs:
+            self.outputs.setdefault(point.tag, []).append(point)
+
+    def decode(self, block: ReadBlock, data: Sequence[Any]) -> dict[str, Any]:
+        """{tag: value} of the block's points; a point that is not representable (NaN, bad enum) is left out."""
+        check_length(block, data)
+        out: dict[str, Any] = {}
+        defs = self.defs
+        for point in block.points:
+            try:
+                value = decode_point(point, block, data)
+                tag = defs.get(point.tag)
+                out[point.tag] = tag.coerce(value) if tag is not None else value
+            except (DecodeError, TypeError, ValueError):
+                continue
+        return out
+
+    def encode(self, tag: str, value: Any) -> list[Write]:
+        """The writes that put ``value`` into every output point of ``tag`` (none if not an output here)."""
+        return [encode_output(point, value, self.unit) for point in self.outputs.get(tag, ())]
+
+    def failsafe(self, defs: Mapping[str, TagDef] | None = None) -> dict[str, Any]:
+        """Fail-safe value of every output: the point's ``failsafe``, else the tag's safe value."""
+        defs = defs or self.defs
+        out = {}
+        for tag, points in self.outputs.items():
+            given = points[0].failsafe
+            tag_def = defs.get(tag)
+            if given is not None:
+                out[tag] = tag_def.coerce(given) if tag_def else given
+            elif tag_def is not None:
+                out[tag] = tag_def.safe_value
+        return out
+
+
+class SyncPoller:
+    """One poll or commit of a device, inline: no asyncio, no sockets (the simulator's register banks)."""
+
+    def __init__(self, device: Device, read: ReadFn, write: WriteFn) -> None:
+        self.device = device
+        self.config = device.config
+        self.read = read
+        self.write = write
+
+    def poll(self) -> dict[str, Any]:
+        """Read and decode every block; an exception raised by ``read`` propagates."""
+        out: dict[str, Any] = {}
+        for block in self.device.plan:
+            data = self.read(block.unit, block.table, block.address, block.count)
+            out.update(self.device.decode(block, data))
+        return out
+
+    def commit(self, outputs: Mapping[str, Any]) -> None:
+        """Write those ``outputs`` that belong to this device."""
+        for tag, value in outputs.items():
+            for request in self.device.encode(tag, value):
+                self.write(request.unit, request.table, request.address, list(request.values))
+
+
+# ---- the asyncio driver ------------------------------------------------------------------------------------
+
+class _Failed(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+_UNREACHABLE = (TIMEOUT, REFUSED)
+
+
+class _Polled:
+    """A device on a link: its model, schedule, health, backoff and output queue."""
+
+    def __init__(self, config: DeviceConfig, ctx: LinkContext) -> None:
+        self.device = Device(config, ctx.defs)
+        self.config = config
+        self.health = Health(config.name, ctx)
+        self.backoff = Backoff(config.backoff_initial, config.backoff_max)
+        self.next_due = 0.0
+        self.reachable = True
+        self.commanded: dict[str, Any] = {}  # last value the scan gave each output
+        self.pending: dict[str, Any] = {}  # writes not yet confirmed by the device
+        self.cyclic = tuple(p.tag for p in config.outputs if p.write == "cyclic")
+
+
+class ModbusLink(Link):
+    """One Modbus connection and the devices behind it, polled by one task."""
+
+    def __init__(self, configs: Sequence[DeviceConfig], ctx: LinkContext) -> None:
+        super().__init__(configs, ctx)
+        self.polled = [_Polled(c, ctx) for c in configs]
+        self.by_name = {p.config.name: p for p in self.polled}
+        first = configs[0]
+        self.where = f"{first.host}:{first.port}" if first.driver == "modbus_tcp" else str(first.port)
+        # Shared connections reconnect as eagerly as their most eager device asks.
+        self.backoff = Backoff(min(c.backoff_initial for c in configs), min(c.backoff_max for c in configs))
+        self._timeout = max(c.timeout for c in configs)
+        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None  # made on the loop
+        for polled in self.polled:
+            for index, block in enumerate(polled.device.plan):
+                ctx.sink.declare((polled.config.name, index), block.tags, polled.config.stale_after)
+
+    @staticmethod
+    def _new_client(config: DeviceConfig, timeout: float) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        # Retries and reconnects are ours (per device, with backoff), so pymodbus gets neither.
+        common = {"timeout": timeout, "retries": 0, "reconnect_delay": 0, "name": config.name}
+        if config.driver == "modbus_tcp":
+            return AsyncModbusTcpClient(config.host, port=int(config.port), **common)
+        return AsyncModbusSerialClient(str(config.port), framer=FramerType.RTU, baudrate=config.baud, bytesize=8,
+                                       parity=config.parity, stopbits=config.stopbits, **common)
+
+    # ---- interface --------------------------------------------------------------------------------------
+
+    def write(self, device: str, outputs: Mapping[str, Any]) -> None:
+        polled = self.by_name[device]
+        polled.commanded.update(outputs)
+        polled.pending.update(outputs)
+        self.wake()
+
+    def _client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self.client is None:  # pymodbus binds its client to the running loop at construction
+            self.client = self._new_client(self.configs[0], self._timeout)
+        return self.client
+
+    async def run(self) -> None:
+        client = self._client()
+        start = self.ctx.monotonic()
+        for polled in self.polled:
+            polled.next_due = start + self.phase * polled.config.poll
+        while not self.stopping:
+            if not client.connected and not await self._connect():
+                continue
+            for polled in self.polled:
+                if polled.pending and polled.reachable and not self.stopping and not await self._write(polled):
+                    self._unreachable(polled, self.ctx.monotonic(), 0)
+            polled = min(self.polled, key=lambda p: p.next_due)
+            delay = polled.next_due - self.ctx.monotonic()
+            if delay > 0:
+                await self.pause(delay)
+            elif not self.stopping:
+                await self._poll(polled)
+
+    async def flush(self, timeout: float) -> None:
+        pending = [p for p in self.polled if p.pending]
+        if not pending:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                client = self._client()
+                if not client.connected and not await client.connect():
+                    raise _Failed(REFUSED, f"cannot connect to {self.where}")
+                for polled in pending:
+                    await self._write(polled)
+        except (TimeoutError, _Failed) as exc:
+            log.error("fail-safe outputs of %s not confirmed: %s", self.name, exc or "timeout")
+        for polled in pending:
+            if polled.pending:
+                log.error("device %s did not confirm fail-safe output(s) %s", polled.config.name,
+                          ", ".join(sorted(polled.pending)))
+
+    async def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    # ---- internals --------------------------------------------------------------------------------------
+
+    async def _connect(self) -> bool:
+        if await self._client().connect():
+            self.backoff.reset()
+            now = self.ctx.monotonic()
+            for polled in self.polled:
+                polled.pending.update(polled.commanded)  # a device that restarted gets its outputs back
+                if not polled.reachable:  # back after a failure: poll now rather than after its backoff
+                    polled.reachable = True
+                    polled.next_due = min(polled.next_due, now)
+            return True
+        for polled in self.polled:
+            polled.health.fail(REFUSED, f"cannot connect to {self.where}")
+            polled.reachable = False
+            self._publish_bad(polled, 0)
+        await self.pause(self.backoff.next())
+        return False
+
+    async def _poll(self, polled: _Polled) -> None:
+        config = polled.config
+        now = self.ctx.monotonic()
+        # Fixed rate without bursts: a poll that ran late skips the slots it missed.
+        due = polled.next_due + config.poll
+        polled.next_due = due if due > now else now + config.poll
+        for tag in polled.cyclic:
+            if tag in polled.commanded:
+                polled.pending.setdefault(tag, polled.commanded[tag])
+        if polled.pending and not await self._write(polled):
+            self._unreachable(polled, now, 0)
+            return
+        complete = True
+        for index, block in enumerate(polled.device.plan):
+            if self.stopping:
+                return
+            try:
+                data = await self._request(polled, _reader(self._client(), block), bits=block.table in BIT_TABLES)
+                check_length(block, data)
+            except DecodeError as exc:
+                polled.health.fail(DECODE, str(exc))
+                self._publish_bad(polled, index, index + 1)
+                complete = False
+                continue
+            except _Failed as exc:
+                polled.health.fail(exc.kind, exc.detail)
+                complete = False
+                if exc.kind in _UNREACHABLE:
+                    self._unreachable(polled, now, index)
+                    return
+                self._publish_bad(polled, index, index + 1)
+                continue
+            values = polled.device.decode(block, data)
+            self.ctx.sink.publish((config.name, index), values, self.ctx.monotonic())
+            if len(values) < len(block.points):
+                missing = sorted(set(block.tags) - set(values))
+                polled.health.fail(DECODE, f"cannot represent {', '.join(missing)}")
+                complete = False
+        polled.reachable = True
+        polled.backoff.reset()
+        if complete:
+            polled.health.good()
+
+    def _unreachable(self, polled: _Polled, now: float, first_block: int) -> None:
+        """Device did not answer: its inputs go BAD and it waits out its backoff before the next poll."""
+        self._publish_bad(polled, first_block)
+        polled.reachable = False
+        polled.next_due = now + polled.backoff.next()
+
+    def _publish_bad(self, polled: _Polled, start: int, stop: int | None = None) -> None:
+        now = self.ctx.monotonic()
+        for index in range(start, len(polled.device.plan) if stop is None else stop):
+            self.ctx.sink.publish((polled.config.name, index), {}, now)
+
+    async def _write(self, polled: _Polled) -> bool:
+        """Send the queued outputs; False when the device is unreachable (they stay queued)."""
+        for tag, value in list(polled.pending.items()):
+            try:
+                for request in polled.device.encode(tag, value):
+                    await self._request(polled, _writer(self._client(), request), bits=False)
+            except _Failed as exc:
+                polled.health.fail(exc.kind, f"write {tag}: {exc.detail}")
+                if exc.kind in _UNREACHABLE:
+                    return False
+                # The device refused this value (exception answer): retrying it every poll cannot help.
+            if polled.pending.get(tag) is value:
+                del polled.pending[tag]
+        return True
+
+    async def _request(self, polled: _Polled, call: Callable[[], Awaitable[ModbusPDU]], bits: bool) -> list[Any]:
+        """One request with the device's timeout and retries; the data of the answer, or _Failed."""
+        config = polled.config
+        client = self._client()
+        for _attempt in range(config.retries + 1):
+            if not client.connected:
+                raise _Failed(REFUSED, f"connection to {self.where} lost")
+            try:
+                # pymodbus times out on its own at the link's timeout; this bounds devices with a shorter one.
+                async with asyncio.timeout(config.timeout * 1.1):
+                    response = await call()
+            except (TimeoutError, ModbusIOException):
+                continue
+            except ConnectionException as exc:
+                raise _Failed(REFUSED, str(exc)) from None
+            except ModbusException as exc:
+                raise _Failed(DECODE, str(exc)) from None
+            if response.isError():
+                raise _Failed(EXCEPTION, f"exception code {getattr(response, 'exception_code', '?')} "
+                                         f"(function {response.function_code & 0x7F})")
+            return list(response.bits) if bits else list(response.registers)
+        raise _Failed(TIMEOUT, f"no answer from unit {config.unit} within {config.timeout:g}s "
+                               f"({config.retries + 1} attempt(s))")
+
+
+def _reader(client: Any, block: ReadBlock) -> Callable[[], Awaitable[ModbusPDU]]:
+    method = {"holding": client.read_holding_registers, "input": client.read_input_registers,
+              "coil": client.read_coils, "discrete": client.read_discrete_inputs}[block.table]
+    return lambda: method(block.address, count=block.count, device_id=block.unit)
+
+
+def _writer(client: Any, request: Write) -> Callable[[], Awaitable[ModbusPDU]]:
+    if request.table == "coil":
+        return lambda: client.write_coil(request.address, bool(request.values[0]), device_id=request.unit)
+    if len(request.values) == 1:
+        return lambda: client.write_register(request.address, int(request.values[0]), device_id=request.unit)
+    return lambda: client.write_registers(request.address, [int(v) for v in request.values],
+                                          device_id=request.unit)
+
+
+def make_links(devices: list[DeviceConfig], ctx: LinkContext) -> list[Link]:
+    """One link per connection: devices with the same host:port or serial port share it."""
+    groups: dict[tuple[str, ...], list[DeviceConfig]] = {}
+    for device in devices:
+        groups.setdefault(device.link_key, []).append(device)
+    return [ModbusLink(group, ctx) for group in groups.values()]

@@ -1,0 +1,309 @@
+"""VE.Direct text protocol (Victron SmartShunt, BMV): frames over a serial port, fields mapped to tags.
+
+The device talks on its own (19200 8N1, a block about every second); each field is ``\\r\\n<label>\\t<value>``
+and a block ends with a ``Checksum`` field whose single byte makes the modulo-256 sum of the block zero.
+HEX-protocol messages (``:...\\n``) may be interleaved; they are skipped and not part of the sum.
+
+- ``VEDirectParser`` is sans-I/O: ``feed(bytes) -> [Frame]``. A frame with a wrong checksum comes back with
+  ``ok=False`` and is dropped by the driver (counted as a decode error, its mapped fields turn BAD). A block
+  cut off by a pause of more than ``GAP`` seconds (the device or cable stopped mid-block) is ended by
+  ``reset()`` as a ``truncated`` frame, so the next block parses cleanly instead of failing with it.
+- ``VEDirectDevice.decode(frame)`` maps labels to tags with the point's scale (default: the field's natural
+  unit, see ``FIELDS``) and offset.
+- ``VEDirectLink`` reads the port on the driver loop; no valid frame for ``timeout`` counts a timeout and
+  turns the inputs BAD; a port that cannot be opened or disappears is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import serial
+
+from runtime.drivers.base import DECODE, REFUSED, TIMEOUT, Backoff, DeviceConfig, Health, Link, LinkContext
+from runtime.drivers.codec import InputPoint
+from runtime.tags import TagDef
+
+# label -> default scale into the natural unit (V, A, W, Ah, %, min, degC, kWh)
+FIELDS: dict[str, float] = {
+    "V": 0.001, "VS": 0.001, "VM": 0.001, "DM": 0.1, "I": 0.001, "P": 1.0, "CE": 0.001, "SOC": 0.1,
+    "TTG": 1.0, "T": 1.0, "Alarm": 1.0, "Relay": 1.0, "AR": 1.0,
+    "H1": 0.001, "H2": 0.001, "H3": 0.001, "H4": 1.0, "H5": 1.0, "H6": 0.001, "H7": 0.001, "H8": 0.001,
+    "H9": 1.0, "H10": 1.0, "H11": 1.0, "H12": 1.0, "H13": 1.0, "H14": 1.0, "H15": 0.001, "H16": 0.001,
+    "H17": 0.01, "H18": 0.01,
+}
+ONOFF_FIELDS = frozenset({"Alarm", "Relay"})
+
+GAP = 0.5  # s of silence inside a block that means it was cut off (a block streams in ~0.1 s)
+_MAX_LABEL, _MAX_VALUE, _MAX_FIELDS = 16, 64, 64  # beyond these the stream is garbage, not VE.Direct
+
+_WAIT, _KEY, _VALUE, _CHECKSUM, _HEX = range(5)
+
+
+@dataclass
+class Frame:
+    """One block: its fields (label -> text); ``ok`` when the checksum matched; ``reason`` why not."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    ok: bool = True
+    reason: str = ""
+
+
+class VEDirectParser:
+    """Splits a VE.Direct text byte stream into frames; fed arbitrary chunks, keeps its state between them.
+
+    Until the first complete block, the parser may have started mid-block: a bad first block is reported
+    with reason ``partial`` (not a device fault) rather than ``checksum``.
+    """
+
+    def __init__(self) -> None:
+        self.synced = False
+        self._clear()
+
+    def _clear(self) -> None:
+        self._state = _WAIT
+        self._resume = _WAIT
+        self._sum = 0
+        self._label = bytearray()
+        self._value = bytearray()
+        self._fields: dict[str, str] = {}
+        self._dirty = False  # some byte of a block was seen since the last frame
+
+    @property
+    def in_block(self) -> bool:
+        return self._dirty
+
+    def reset(self) -> Frame | None:
+        """End the current block (a pause cut it off); the truncated frame, or None between blocks."""
+        frame = Frame(self._fields, False, "truncated") if self._dirty else None
+        self._clear()
+        return frame
+
+    def feed(self, data: bytes) -> list[Frame]:
+        frames: list[Frame] = []
+        for byte in data:
+            frame = self._byte(byte)
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def _byte(self, byte: int) -> Frame | None:  # noqa: C901 - one small state machine reads best in one place
+        state = self._state
+        if state == _HEX:
+            if byte == 0x0A:
+                self._state = self._resume
+            return None
+        if byte == 0x3A and state != _CHECKSUM:  # ':' starts a HEX message, outside the checksum
+            self._resume, self._state = state, _HEX
+            return None
+        self._sum = (self._sum + byte) & 0xFF
+        self._dirty = True
+        if state == _CHECKSUM:
+            return self._finish()
+        if state == _WAIT:
+            if byte == 0x0A:
+                self._state = _KEY
+                self._label.clear()
+            return None
+        if state == _KEY:
+            if byte == 0x09:
+                self._state = _CHECKSUM if self._label == b"Checksum" else _VALUE
+                self._value.clear()
+            elif byte == 0x0D:
+                self._state = _WAIT
+            elif len(self._label) < _MAX_LABEL:
+                self._label.append(byte)
+            else:
+                return self._abandon("label too long")
+            return None
+        if byte == 0x0D:  # _VALUE: a value ends where the next field's \r\n begins
+            if len(self._fields) >= _MAX_FIELDS:
+                return self._abandon("too many fields")
+            self._fields[self._label.decode("latin-1")] = self._value.decode("latin-1")
+            self._state = _WAIT
+        elif len(self._value) < _MAX_VALUE:
+            self._value.append(byte)
+        else:
+            return self._abandon("value too long")
+        return None
+
+    def _finish(self) -> Frame:
+        ok = self._sum == 0
+        reason = "" if ok else ("checksum" if self.synced else "partial")
+        frame = Frame(self._fields, ok, reason)
+        self.synced = True
+        self._clear()
+        return frame
+
+    def _abandon(self, reason: str) -> Frame:
+        frame = Frame(self._fields, False, reason)
+        self.synced = False  # we are somewhere in garbage; the next block may start mid-way
+        self._clear()
+        return frame
+
+
+def encode_frame(fields: Mapping[str, Any]) -> bytes:
+    """A complete block with its checksum (for simulators and tests). Booleans become ON/OFF."""
+    body = bytearray()
+    for label, value in fields.items():
+        text = ("ON" if value else "OFF") if isinstance(value, bool) else str(value)
+        body += b"\r\n" + label.encode("latin-1") + b"\t" + text.encode("latin-1")
+    body += b"\r\nChecksum\t"
+    body.append((-sum(body)) & 0xFF)
+    return bytes(body)
+
+
+class VEDirectDevice:
+    """The field -> tag mapping of one VE.Direct device, without I/O."""
+
+    def __init__(self, config: DeviceConfig, defs: Mapping[str, TagDef] | None = None) -> None:
+        self.config = config
+        self.defs = defs or {}
+        self.by_field: dict[str, list[InputPoint]] = {}
+        for point in config.inputs:
+            self.by_field.setdefault(point.field, []).append(point)
+
+    def convert(self, point: InputPoint, text: str) -> Any:
+        """The tag value for a field's text; raises ValueError when the text is not a value (e.g. '---')."""
+        if point.field in ONOFF_FIELDS:
+            word = text.strip().upper()
+            if word not in ("ON", "OFF"):
+                raise ValueError(f"{point.field}: expected ON or OFF, got {text!r}")
+            value: Any = word == "ON"
+        else:
+            value = int(text.strip()) * point.scale + point.offset
+            if not math.isfinite(value):
+                raise ValueError(f"{point.field}: {text!r} is not a number")
+        tag = self.defs.get(point.tag)
+        return tag.coerce(value) if tag is not None else value
+
+    def decode(self, frame: Frame) -> dict[str, Any]:
+        """{tag: value} for every mapped field in the frame whose text is a valid value."""
+        out: dict[str, Any] = {}
+        for label, text in frame.fields.items():
+            for point in self.by_field.get(label, ()):
+                try:
+                    out[point.tag] = self.convert(point, text)
+                except (TypeError, ValueError):
+                    continue
+        return out
+
+
+class VEDirectLink(Link):
+    """One VE.Direct device on its serial port, read on the driver loop."""
+
+    def __init__(self, config: DeviceConfig, ctx: LinkContext) -> None:
+        super().__init__([config], ctx)
+        self.config = config
+        self.device = VEDirectDevice(config, ctx.defs)
+        self.health = Health(config.name, ctx)
+        self.backoff = Backoff(config.backoff_initial, config.backoff_max)
+        self.parser = VEDirectParser()
+        self._last_byte = 0.0
+        self._last_frame = 0.0
+        for label, points in self.device.by_field.items():
+            ctx.sink.declare((config.name, label), [p.tag for p in points], config.stale_after)
+
+    def _open(self) -> serial.Serial:
+        parity = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}[self.config.parity]
+        return serial.Serial(str(self.config.port), baudrate=self.config.baud, parity=parity,
+                             stopbits=self.config.stopbits, bytesize=8, timeout=0)
+
+    async def run(self) -> None:
+        while not self.stopping:
+            try:
+                port = self._open()
+            except (serial.SerialException, OSError) as exc:
+                self.health.fail(REFUSED, f"cannot open {self.config.port}: {exc}")
+                self._publish_bad(self.device.by_field)
+                await self.pause(self.backoff.next())
+                continue
+            try:
+                reason = await self._listen(port)
+            finally:
+                port.close()
+            if reason is None:  # asked to stop
+                return
+            self.health.fail(REFUSED, f"{self.config.port}: {reason}")
+            self._publish_bad(self.device.by_field)
+            await self.pause(self.backoff.next())
+
+    async def _listen(self, port: serial.Serial) -> str | None:
+        """Feed the parser until the port fails (return why) or the link stops (None)."""
+        loop = asyncio.get_running_loop()
+        lost: asyncio.Future[str] = loop.create_future()
+        fd = port.fileno()
+        self.parser = VEDirectParser()
+        self._last_byte = self._last_frame = self.ctx.monotonic()
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 4096)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                data, reason = b"", str(exc)
+            else:
+                reason = "end of file"
+            if not data:
+                if not lost.done():
+                    lost.set_result(reason)
+                return
+            now = self.ctx.monotonic()
+            if now - self._last_byte > GAP:
+                self._end_block(now)
+            self._last_byte = now
+            for frame in self.parser.feed(data):
+                self._frame(frame, now)
+
+        loop.add_reader(fd, readable)
+        try:
+            while not lost.done() and not self.stopping:
+                await asyncio.wait([lost], timeout=min(GAP / 2, self.config.timeout / 4))
+                self._watch(self.ctx.monotonic())
+        finally:
+            loop.remove_reader(fd)
+        return lost.result() if lost.done() else None
+
+    def _watch(self, now: float) -> None:
+        if self.parser.in_block and now - self._last_byte > GAP:
+            self._end_block(now)
+        if now - self._last_frame > self.config.timeout:
+            self.health.fail(TIMEOUT, f"no valid frame for {self.config.timeout:g}s")
+            self._publish_bad(self.device.by_field)
+            self._last_frame = now  # one timeout per silent period, not one per check
+
+    def _end_block(self, now: float) -> None:
+        frame = self.parser.reset()
+        if frame is not None:
+            self._frame(frame, now)
+
+    def _frame(self, frame: Frame, now: float) -> None:
+        by_field = self.device.by_field
+        mapped = [label for label in frame.fields if label in by_field]
+        if frame.ok:
+            values = self.device.decode(frame)
+            for label in mapped:
+                tags = [p.tag for p in by_field[label]]
+                self.ctx.sink.publish((self.config.name, label), {t: values[t] for t in tags if t in values}, now)
+            self._last_frame = now
+            self.backoff.reset()
+            self.health.good()
+        elif frame.reason != "partial":
+            self.health.fail(DECODE, f"dropped a frame: {frame.reason}")
+            self._publish_bad(mapped)
+
+    def _publish_bad(self, labels: Any) -> None:
+        now = self.ctx.monotonic()
+        for label in labels:
+            self.ctx.sink.publish((self.config.name, label), {}, now)
+
+
+def make_links(devices: list[DeviceConfig], ctx: LinkContext) -> list[Link]:
+    """One link per device: a VE.Direct port carries a single device."""
+    return [VEDirectLink(device, ctx) for device in devices]

@@ -1,0 +1,94 @@
+"""Tests for runtime/drivers/base.py: backoff, health counters, and the in-process port on a simulated clock."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from driver_helpers import DT, FIXTURES, fixture_db, holding_image, load_map, regs
+
+from runtime.clock import SimClock
+from runtime.drivers.base import Backoff, Health, InlinePort, LinkContext
+from runtime.drivers.modbus import Device, SyncPoller
+from runtime.program import FunctionBlock, ScanContext
+from runtime.scan import Scan
+from runtime.tags import Quality
+
+
+def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
+    backoff = Backoff(0.5, 3.0)
+    assert [backoff.next() for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+class Recorder:
+    """A Sink that keeps the health snapshots."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[dict] = []
+
+    def declare(self, key: object, tags: object, stale_after: float) -> None: ...
+
+    def publish(self, key: object, values: object, stamp: float) -> None: ...
+
+    def health(self, device: str, values: dict) -> None:
+        self.snapshots.append(values)
+
+
+def test_health_counts_by_kind_and_logs_once_per_outage(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "battplc.drivers")
+    sink = Recorder()
+    health = Health("bms", LinkContext(sink, wall=lambda: 1234.5))
+    health.fail("timeout", "no answer")
+    health.fail("timeout", "no answer")
+    health.fail("exception", "code 2")
+    assert caplog.text.count("device bms") == 1
+    health.good()
+    assert sink.snapshots[-1] == {"dev.bms.up": True, "dev.bms.errors": 3, "dev.bms.last_good": 1234.5,
+                               "dev.bms.errors_timeout": 2, "dev.bms.errors_refused": 0,
+                               "dev.bms.errors_exception": 1, "dev.bms.errors_decode": 0}
+    assert "device bms is back after 3 error(s)" in caplog.text
+
+
+class SetpointFromMeter(FunctionBlock):
+    reads = ("t.u16",)
+    writes = ("o.sp",)
+
+    def scan(self, ctx: ScanContext) -> None:
+        ctx.write("o.sp", ctx["t.u16"] / 100)
+
+
+def test_inline_port_polls_and_commits_without_threads_or_sockets() -> None:
+    db = fixture_db()
+    meter = load_map(FIXTURES / "io_map_full.yaml", db)[0]
+    banks = {"holding": holding_image(), "input": [555, *regs(1.5, DT.FLOAT32)], "coil": [True] * 8,
+             "discrete": [True] * 8}
+    reads: list[float] = []
+    failing = {"on": False}
+    clock = SimClock()
+
+    def read(unit: int, table: str, address: int, count: int) -> list:
+        if failing["on"]:
+            raise TimeoutError("device off")
+        reads.append(clock.monotonic())
+        return banks[table][address:address + count]
+
+    written = []
+
+    def write(unit: int, table: str, address: int, values: list) -> None:
+        written.append((table, address, values))
+        banks[table][address:address + len(values)] = values
+
+    port = InlinePort([SyncPoller(Device(meter, db.defs), read, write)])
+    scan = Scan(db, [SetpointFromMeter("follow")], clock, 0.05, ports=[port])
+    scan.run(max_scans=10)  # 0.5 s of plant time, no sleeping
+    assert db.quality["t.u32_le"] is Quality.GOOD and db.values["t.u32_le"] == 0xCAFEBABE
+    assert len(reads) == 5 * 5  # five requests per poll, a poll every 100 ms (every other 50 ms scan)
+    assert ("holding", 200, [432]) in written  # o.sp = 43.21 V, committed inline
+    assert banks["holding"][200] == 500  # and its safe value (the default 50 V) when the scan stopped
+
+    failing["on"] = True
+    scan.run(max_scans=13)
+    assert db.quality["t.u16"] is Quality.BAD and db.values["t.u16"] == 4321
+    assert port.failures["meter"] >= 1
