@@ -1,0 +1,46 @@
+"""Small pieces the battery function blocks share: table interpolation, a two-level latch, a day number.
+
+Not a program (the leading underscore keeps the loader from offering it as one).
+
+A convention of the blocks: they read with ``ctx.staged(name)``, i.e. what the programs before them wrote
+in this same scan (aggregate -> soc -> limits -> schedule -> ... -> interlocks), so the interlocks judge the
+very inputs latched for this scan, not the battery as it was one scan earlier. Charts read the image.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Any
+
+# date(1970, 1, 1).toordinal(): day numbers count from the Unix epoch, like the retained timestamps.
+_EPOCH_ORDINAL = 719163
+
+
+def interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Piecewise-linear y(x) through the points (xs[i], ys[i]); xs increasing, held flat outside."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    k = bisect_right(xs, x) - 1
+    x0, x1 = xs[k], xs[k + 1]
+    if x1 == x0:
+        return ys[k + 1]
+    return ys[k] + (ys[k + 1] - ys[k]) * (x - x0) / (x1 - x0)
+
+
+def latch(active: bool, trip: bool, release: bool) -> bool:
+    """A latch with hysteresis: set when ``trip`` holds, cleared only once ``release`` holds."""
+    if active:
+        return not release
+    return trip
+
+
+def day_number(now: Any) -> int:
+    """Days since 1970-01-01 of ``ctx.now``'s wall date (what retained 'last run' tags store)."""
+    return now.toordinal() - _EPOCH_ORDINAL
+
+
+def clamp(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else (hi if x > hi else x)

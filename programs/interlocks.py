@@ -1,0 +1,182 @@
+"""interlocks: the safety program. It runs last in every scan and has the final word on every output.
+
+The charts stage what they want (charger on at a voltage and current, inverter on at a power); this block
+passes it through only inside the limits, else it turns the device off. Each limit has a latch with
+hysteresis so an output does not chatter at the threshold.
+
+No charging (charger off) while:
+  * a required input is not GOOD or not a number (also raises ``alarm.input_bad``);
+  * any cell is at or above ``par.cell_v_charge_max`` (3.65 V, seed 000) until all are below
+    ``par.cell_v_charge_resume``; any cell temperature above ``par.charge_temp_max`` (65) or below
+    ``par.charge_temp_min`` (0 degC), released ``par.temp_hysteresis`` inside;
+  * the BMS forbids charging, ``limits.ccl`` is 0, or ``cmd.mode`` is off.
+  Otherwise the voltage setpoint is cut to ``limits.cvl`` and to 3.65 V x ``par.cells_series``, the current
+  setpoint to ``limits.ccl``.
+No discharging (inverter off) while:
+  * a required input is not GOOD;
+  * any cell is at or below ``par.cell_v_min`` (2.9 V) until all are at ``par.cell_v_min_resume``; a cell
+    temperature below ``par.discharge_temp_min`` (-30) or above ``par.discharge_temp_max`` (65 degC);
+  * the BMS forbids it, ``limits.dcl`` is 0, ``cmd.mode`` is not auto, or the charger is on (energy
+    would only cycle through the battery; the unload chart has priority, so the charger is the one dropped);
+  * the grid has been exporting more than ``par.export_trip_w`` for ``par.export_trip_s`` with the inverter
+    on (``alarm.export``, until the chart lets go of the inverter).
+  Otherwise the power setpoint is cut to what the house draws (inverter power + grid import), so battery
+  energy is never exported, and to ``limits.dcl`` x battery voltage.
+Heater (seed 000: no charging below 0 degC): on while charging is wanted (a chart asks the charger for a
+voltage above the battery's) and the coldest cell is below ``par.heater_on_temp`` (5), off at
+``par.heater_off_temp`` (10). Cabinet fan (seed 001: forced air at high
+rate): on at ``par.fan_on_temp`` or a current of ``par.fan_on_c_rate`` x capacity, off below
+``par.fan_off_temp`` and 80 % of that current.
+
+``interlock.trips`` counts every time a protection latch trips (retained); inputs that are not there yet
+after a start are no trip, inputs lost later are.
+"""
+
+from __future__ import annotations
+
+import math
+
+from programs._common import latch
+from programs.schedule import FORCE_CHARGE, HOLD, OFF
+from runtime.program import FunctionBlock, ScanContext
+
+BATTERY_INPUTS = ("bat.cell_v_max", "bat.cell_v_min", "bat.temp_max", "bat.temp_min", "bat.voltage",
+                  "bat.current", "bms.charge_allowed", "bms.discharge_allowed")
+GRID_INPUTS = ("grid.power", "inverter.power")
+FAN_CURRENT_RELEASE = 0.8  # the fan stops once the current is below 80 % of its switch-on current
+
+CAUSES = ("cell_high", "cell_low", "temp_charge", "temp_discharge", "export", "input_bad")
+
+
+def usable(ctx: ScanContext, names: tuple[str, ...]) -> bool:
+    """GOOD and a real number: a NaN compares false with every limit and would trip nothing."""
+    return ctx.all_ok(names) and all(math.isfinite(ctx.staged(name)) for name in names)
+
+
+def finite(value: float) -> float:
+    """A setpoint as a number we may send: NaN or negative becomes 0 (a bad expression must not pass)."""
+    return value if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else 0.0
+
+
+class Interlocks(FunctionBlock):
+    reads = BATTERY_INPUTS + GRID_INPUTS + (
+        "limits.cvl", "limits.ccl", "limits.dcl", "cmd.mode", "par.cells_series", "par.capacity_ah",
+        "par.cell_v_charge_max", "par.cell_v_charge_resume", "par.cell_v_min", "par.cell_v_min_resume",
+        "par.charge_temp_min", "par.charge_temp_max", "par.discharge_temp_min", "par.discharge_temp_max",
+        "par.temp_hysteresis", "par.heater_on_temp", "par.heater_off_temp", "par.fan_on_temp",
+        "par.fan_off_temp", "par.fan_on_c_rate", "par.export_trip_w", "par.export_trip_s")
+    writes = ("charger.enable", "charger.voltage_sp", "charger.current_sp", "inverter.enable",
+              "inverter.power_sp", "heater.enable", "fan.enable", "interlock.trips",
+              "interlock.charge_blocked", "interlock.discharge_blocked", "alarm.input_bad", "alarm.cell_high",
+              "alarm.cell_low", "alarm.temp", "alarm.export")
+
+    def __init__(self, name: str, site: object = None) -> None:
+        super().__init__(name, site)
+        self.active = dict.fromkeys(CAUSES, False)
+        self.inputs_seen = False  # inputs were all usable once: before that (start-up) bad ones are no trip
+        self.export_timer = 0.0
+        self.heater = False
+        self.fan = False
+
+    def scan(self, ctx: ScanContext) -> None:
+        battery_ok = usable(ctx, BATTERY_INPUTS)
+        grid_ok = usable(ctx, GRID_INPUTS)
+        was = dict(self.active)
+        self.active["input_bad"] = not (battery_ok and grid_ok)
+        if not self.inputs_seen:
+            self.inputs_seen = not self.active["input_bad"]
+            was["input_bad"] = True
+        if battery_ok:
+            self._battery_latches(ctx)
+        want_charge = bool(ctx.staged("charger.enable"))
+        want_discharge = bool(ctx.staged("inverter.enable"))
+        # Charge is wanted when a chart asks for a voltage above the battery's: a keep-alive setpoint below
+        # it would push no current, and must not run the heater all winter.
+        wants_energy = want_charge and battery_ok and finite(ctx.staged("charger.voltage_sp")) > ctx.staged(
+            "bat.voltage")
+        self._export_latch(ctx, want_discharge, grid_ok)
+
+        mode = ctx.staged("cmd.mode")
+        active = self.active
+        charge_ok = (battery_ok and not active["cell_high"] and not active["temp_charge"]
+                     and ctx.staged("bms.charge_allowed") and ctx.staged("limits.ccl") > 0 and mode != OFF)
+        discharge_ok = (battery_ok and grid_ok and not active["cell_low"] and not active["temp_discharge"]
+                        and not active["export"] and ctx.staged("bms.discharge_allowed")
+                        and ctx.staged("limits.dcl") > 0 and mode not in (OFF, HOLD, FORCE_CHARGE))
+        discharging = self._inverter(ctx, want_discharge and discharge_ok)
+        self._charger(ctx, want_charge and charge_ok and not discharging)
+        ctx.write("interlock.charge_blocked", not charge_ok)
+        ctx.write("interlock.discharge_blocked", not discharge_ok)
+        self._climate(ctx, battery_ok, wants_energy)
+
+        trips = sum(1 for cause in CAUSES if active[cause] and not was[cause])
+        if trips:
+            ctx.write("interlock.trips", ctx.staged("interlock.trips") + trips)
+        ctx.write("alarm.input_bad", active["input_bad"])
+        ctx.write("alarm.cell_high", active["cell_high"])
+        ctx.write("alarm.cell_low", active["cell_low"])
+        ctx.write("alarm.temp", active["temp_charge"] or active["temp_discharge"])
+        ctx.write("alarm.export", active["export"])
+
+    # ---- latches ------------------------------------------------------------------------------------------
+
+    def _battery_latches(self, ctx: ScanContext) -> None:
+        vmax, vmin = ctx.staged("bat.cell_v_max"), ctx.staged("bat.cell_v_min")
+        tmax, tmin = ctx.staged("bat.temp_max"), ctx.staged("bat.temp_min")
+        hyst = ctx.staged("par.temp_hysteresis")
+        a = self.active
+        a["cell_high"] = latch(a["cell_high"], vmax >= ctx.staged("par.cell_v_charge_max"),
+                               vmax < ctx.staged("par.cell_v_charge_resume"))
+        a["cell_low"] = latch(a["cell_low"], vmin <= ctx.staged("par.cell_v_min"),
+                              vmin >= ctx.staged("par.cell_v_min_resume"))
+        c_low, c_high = ctx.staged("par.charge_temp_min"), ctx.staged("par.charge_temp_max")
+        a["temp_charge"] = latch(a["temp_charge"], tmin < c_low or tmax > c_high,
+                                 tmin >= c_low + hyst and tmax <= c_high - hyst)
+        d_low, d_high = ctx.staged("par.discharge_temp_min"), ctx.staged("par.discharge_temp_max")
+        a["temp_discharge"] = latch(a["temp_discharge"], tmin < d_low or tmax > d_high,
+                                    tmin >= d_low + hyst and tmax <= d_high - hyst)
+
+    def _export_latch(self, ctx: ScanContext, want_discharge: bool, grid_ok: bool) -> None:
+        exporting = want_discharge and grid_ok and ctx.staged("grid.power") < -ctx.staged("par.export_trip_w")
+        self.export_timer = self.export_timer + ctx.dt if exporting else 0.0
+        # Latched until the chart lets go of the inverter: it must stop and start again, not flutter.
+        self.active["export"] = want_discharge and (self.active["export"] or
+                                                    self.export_timer >= ctx.staged("par.export_trip_s"))
+
+    # ---- outputs ------------------------------------------------------------------------------------------
+
+    def _charger(self, ctx: ScanContext, on: bool) -> None:
+        voltage = current = 0.0
+        if on:
+            ceiling = ctx.staged("par.cell_v_charge_max") * ctx.staged("par.cells_series")
+            voltage = min(finite(ctx.staged("charger.voltage_sp")), finite(ctx.staged("limits.cvl")), ceiling)
+            current = min(finite(ctx.staged("charger.current_sp")), finite(ctx.staged("limits.ccl")))
+            on = voltage > 0 and current > 0
+        ctx.write("charger.enable", on)
+        ctx.write("charger.voltage_sp", voltage if on else 0.0)
+        ctx.write("charger.current_sp", current if on else 0.0)
+
+    def _inverter(self, ctx: ScanContext, on: bool) -> bool:
+        power = 0.0
+        if on:
+            house_draw = finite(ctx.staged("inverter.power") + ctx.staged("grid.power"))
+            dc_limit = finite(ctx.staged("limits.dcl") * ctx.staged("bat.voltage"))
+            power = min(finite(ctx.staged("inverter.power_sp")), house_draw, dc_limit)
+        ctx.write("inverter.enable", on)
+        ctx.write("inverter.power_sp", power)
+        return on
+
+    def _climate(self, ctx: ScanContext, battery_ok: bool, want_charge: bool) -> None:
+        if not battery_ok:
+            self.heater = self.fan = False
+        else:
+            tmin, tmax = ctx.staged("bat.temp_min"), ctx.staged("bat.temp_max")
+            self.heater = latch(self.heater, want_charge and tmin < ctx.staged("par.heater_on_temp"),
+                                not want_charge or tmin >= ctx.staged("par.heater_off_temp"))
+            fan_current = ctx.staged("par.fan_on_c_rate") * ctx.staged("par.capacity_ah")
+            current = abs(ctx.staged("bat.current"))
+            self.fan = not self.heater and latch(
+                self.fan, tmax >= ctx.staged("par.fan_on_temp") or current >= fan_current,
+                tmax < ctx.staged("par.fan_off_temp") and current < FAN_CURRENT_RELEASE * fan_current)
+        ctx.write("heater.enable", self.heater)
+        ctx.write("fan.enable", self.fan)

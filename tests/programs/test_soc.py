@@ -1,0 +1,122 @@
+"""soc: coulomb counting with efficiency, syncs at full and empty, retained charge, health figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from runtime.tags import Quality
+
+
+def soc_bench(factory: Any, soc_ah: float = 160.0, period: float = 10.0) -> Any:
+    bench = factory(["aggregate", "soc"], period=period)
+    bench.db.values["soc.charge_ah"] = soc_ah
+    bench.blocks["soc"].start(bench.db)  # as after a restart with this retained value
+    return bench
+
+
+def test_charge_counts_with_efficiency_and_discharge_without(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory)
+    bench.set(shunt__current=100.0)
+    bench.run(3600)
+    assert bench["bat.soc"] == pytest.approx(100 * (160 + 98) / 320, abs=0.1)  # 100 Ah in x 0.98
+    bench.set(shunt__current=-50.0)
+    bench.run(3600)
+    assert bench["bat.soc"] == pytest.approx(100 * (258 - 50) / 320, abs=0.1)
+    assert bench["soc.cycles"] == pytest.approx(50 / 320, abs=0.01)
+    assert bench["soc.residual_kwh"] == pytest.approx(208 * 3.2 * 8 / 1000, abs=0.05)
+
+
+def test_clamped_to_capacity(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=315.0)
+    bench.set(shunt__current=50.0)
+    bench.run(3600)
+    assert bench["bat.soc"] == pytest.approx(100.0)
+
+
+def test_sync_to_full_at_the_end_of_a_full_charge(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=200.0, period=1.0)
+    bench.cells(3.45)
+    bench.set(shunt__current=40.0)  # still above the 0.05C tail (16 A): no sync
+    bench.run(60)
+    assert bench["bat.soc"] < 70
+    bench.set(shunt__current=12.0)  # tapered: synced after par.soc_full_delay_s (30 s)
+    bench.run(25)
+    assert bench["bat.soc"] < 70
+    bench.run(10)
+    assert bench["bat.soc"] == 100.0
+    assert bench["soc.charge_ah"] == 320.0
+
+
+def test_sync_to_empty_at_the_empty_cell_voltage(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=60.0, period=1.0)
+    bench.cells(3.0, 3.0, 3.0, 2.9, 3.0, 3.0, 3.0, 3.0)
+    bench.set(shunt__current=-20.0)
+    bench.run(40)
+    assert bench["bat.soc"] == 0.0 and bench["soc.charge_ah"] == 0.0
+
+
+def test_capacity_measured_between_full_and_empty_gives_soh(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=300.0, period=10.0)
+    bench.cells(3.45)
+    bench.set(shunt__current=5.0)
+    bench.run(60)  # full sync
+    assert bench["bat.soc"] == 100.0
+    bench.cells(3.25)
+    bench.set(shunt__current=-100.0)
+    bench.run(2.8 * 3600)  # 280 Ah out
+    bench.cells(2.85)
+    bench.run(60)  # the empty condition holds 30 s (0.83 Ah more) before the sync
+    assert bench["bat.soc"] == 0.0
+    assert bench["soc.capacity_measured_ah"] == pytest.approx(280.83, abs=0.05)
+    assert bench["soc.soh"] == pytest.approx(100 * 280.83 / 320, abs=0.05)
+
+
+def test_retained_charge_moves_in_quarter_percent_steps_and_survives_restart(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=160.0, period=1.0)
+    bench.set(shunt__current=-1.0)  # 1 Ah per hour; the persistence step is 0.8 Ah
+    bench.run(2000)  # 0.556 Ah
+    assert bench["soc.charge_ah"] == 160.0
+    bench.run(1000)  # 0.833 Ah: the step was passed at 0.8 Ah
+    assert bench["soc.charge_ah"] == pytest.approx(159.2, abs=0.01)
+    saved = bench["soc.charge_ah"]
+
+    restarted = bench_factory(["aggregate", "soc"])
+    restarted.db.values["soc.charge_ah"] = saved  # what retain restores
+    restarted.blocks["soc"].start(restarted.db)
+    restarted.run(1)
+    assert restarted["bat.soc"] == pytest.approx(100 * saved / 320, abs=0.01)
+
+
+def test_unknown_charge_starts_from_the_bms_estimate(bench_factory: Any) -> None:
+    bench = bench_factory(["aggregate", "soc"])
+    assert bench["soc.charge_ah"] < 0  # a new site
+    bench.set(bms1__soc=37.0)
+    bench.run(2)
+    assert bench["bat.soc"] == pytest.approx(37.0, abs=0.01)
+    assert bench["soc.charge_ah"] == pytest.approx(0.37 * 320, abs=0.01)
+
+
+def test_imbalance_percent(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, period=1.0)
+    bench.cells(3.30, 3.30, 3.30, 3.30, 3.30, 3.30, 3.30, 3.36)
+    bench.run(2)
+    assert bench["soc.imbalance_pct"] == pytest.approx(0.06 / 6.66 * 200)
+
+
+def test_current_not_good_holds_the_count(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, period=10.0)
+    bench.set(shunt__current=-100.0)
+    bench.bad("shunt.current", "bms1.current")
+    bench.run(3600)
+    assert bench["bat.soc"] == pytest.approx(50.0)
+
+
+def test_unknown_charge_waits_for_the_bms_then_falls_back_to_half(bench_factory: Any) -> None:
+    bench = bench_factory(["aggregate", "soc"], period=10.0)
+    bench.bad("bms1.cell_1", quality=Quality.INIT)  # the BMS has not answered yet
+    bench.run(50)
+    assert bench["soc.charge_ah"] < 0
+    bench.run(20)
+    assert bench["bat.soc"] == pytest.approx(50.0)

@@ -1,0 +1,144 @@
+"""`battplc sim` mechanics (tools/plantsim/sim.py, cli.py, plot.py) on short runs of the default site: the
+trace, the summary, SCADA writes as the server takes them, device faults, plant events, checks, the plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from runtime.cli import main
+from runtime.config.site import REPO_ROOT
+from runtime.tags import Quality
+from tools.plantsim.scenario import load_scenario
+from tools.plantsim.sim import PUBLIC_TAGS, Simulation
+
+BASE = f"""\
+start: 2026-06-21T12:00:00
+scan: 1s
+site: {REPO_ROOT}
+plant: {{soc: 50, temperature: 20, ambient: 20}}
+pv: 2000
+house: 400
+trace_every: 30s
+"""
+
+SUMMARY_KEYS = {"scans", "overruns", "wall_s", "energy_charged_kwh", "energy_discharged_kwh", "grid_import_kwh",
+                "grid_export_kwh", "cell_v_min", "cell_v_max", "temp_min", "temp_max", "safety_violations",
+                "interlock_trips", "step_time_s"}
+
+
+def scenario_file(tmp_path: Path, extra: str, duration: str = "10min") -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(BASE + f"duration: {duration}\n" + extra, encoding="utf-8")
+    return path
+
+
+def simulate(tmp_path: Path, extra: str = "", duration: str = "10min") -> Simulation:
+    simulation = Simulation(load_scenario(scenario_file(tmp_path, extra, duration)))
+    simulation.run()
+    return simulation
+
+
+def test_summary_has_every_key_of_the_issue(tmp_path: Path) -> None:
+    simulation = simulate(tmp_path)
+    summary = simulation.summary()
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["scans"] == 600 and summary["overruns"] == 0
+    assert summary["grid_export_kwh"] > 0 or summary["energy_charged_kwh"] > 0  # 1.6 kW of surplus went somewhere
+    assert summary["cell_v_min"] <= summary["cell_v_max"] and summary["temp_min"] <= summary["temp_max"]
+    charts = {name.split(".")[1] for name in simulation.db.defs if name.startswith("sfc.") and
+              name.endswith(".step")}
+    assert set(summary["step_time_s"]) == charts
+    for steps in summary["step_time_s"].values():
+        assert sum(steps.values()) == pytest.approx(600.0)
+    json.dumps(summary)  # it must serialize as is
+
+
+def test_trace_has_time_every_public_tag_and_every_chart_step(tmp_path: Path) -> None:
+    simulation = simulate(tmp_path)
+    out = tmp_path / "trace.csv"
+    simulation.trace.write_csv(out)
+    rows = list(csv.DictReader(out.open()))
+    header = list(rows[0])
+    assert header[0] == "time" and set(PUBLIC_TAGS) <= set(header)
+    steps = [c for c in header if c.startswith("sfc.") and c.endswith(".step")]
+    assert {c.split(".")[1] for c in steps} >= {"load", "keep", "ballast", "unload"}
+    assert [float(r["time"]) for r in rows[:3]] == [0.0, 30.0, 60.0] and len(rows) == 20
+    assert all(r["sfc.unload.step"] and not r["sfc.unload.step"][0].isdigit() for r in rows)  # step names
+    assert float(rows[-1]["pv.power"]) == pytest.approx(2000.0, abs=0.01)
+
+
+def test_scada_writes_land_at_the_next_latch_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    extra = """events:
+  - {at: 2min, write: {par.unload_start_import_w: 300, cmd.mode: hold}}
+  - {at: 3min, write: {bat.soc: 10}}                      # read-only
+  - {at: 4min, write: {par.unload_start_import_w: -5}}    # below min
+"""
+    simulation = simulate(tmp_path, extra)
+    db = simulation.db
+    assert db.values["par.unload_start_import_w"] == 300 and db.defs["cmd.mode"].format(db.values["cmd.mode"]) == "hold"
+    summary = simulation.summary()
+    assert (summary["scada_writes_accepted"], summary["scada_writes_refused"]) == (2, 2)
+
+
+def test_a_write_is_not_seen_before_the_scan_after_it(tmp_path: Path) -> None:
+    simulation = Simulation(load_scenario(scenario_file(
+        tmp_path, "events:\n  - {at: 5s, write: {par.unload_start_import_w: 321}}\n", "10s")))
+    seen = []
+    simulation.scan.observers.append(lambda scan: seen.append(scan.db.values["par.unload_start_import_w"]))
+    simulation.run()
+    assert seen[4] != 321 and seen[5] == 321  # queued before the scan at 5 s, latched by it
+
+
+def test_a_device_fault_makes_its_tags_bad_for_its_duration(tmp_path: Path) -> None:
+    extra = "events:\n  - {at: 1min, fault: {device: meter, kind: timeout, for: 30s}}\n"
+    simulation = Simulation(load_scenario(scenario_file(tmp_path, extra, "2min")))
+    qualities = []
+    simulation.scan.observers.append(lambda scan: qualities.append(scan.db.quality["grid.power"]))
+    simulation.run()
+    bad = [i for i, q in enumerate(qualities) if q is Quality.BAD]
+    assert bad == list(range(60, 90))
+    assert simulation.summary()["failed_polls"]["meter"] == 30
+
+
+def test_plant_events_pin_inputs(tmp_path: Path) -> None:
+    simulation = simulate(tmp_path, "events:\n  - {at: 1min, plant: {pv: 0, house: 50, ambient: -10}}\n", "3min")
+    assert simulation.plant.ambient_c == -10 and simulation.plant.pv_power == 0
+    assert simulation.db.values["pv.power"] == pytest.approx(0.0)
+
+
+def test_checks_pass_and_fail_with_file_and_line(tmp_path: Path) -> None:
+    extra = """checks:
+  - {at: 1min, tag: pv.power, min: 1999, max: 2001}
+  - {from: 1min, to: 2min, tag: house.power, max: 100}
+  - {at: 2min, tag: cmd.mode, eq: auto}
+"""
+    summary = simulate(tmp_path, extra, "3min").summary()
+    assert summary["checks_passed"] == 2
+    [failure] = summary["checks_failed"]
+    assert failure.startswith(f"{tmp_path / 'scenario.yaml'}:")
+    assert "house.power <= 100 from 60 s to 120 s: was 400.0 at 60 s" in failure
+
+
+def test_the_sim_command_writes_trace_summary_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario_file(tmp_path, "expect: {safety_violations: 0}\n", "20min")
+    outputs = [tmp_path / n for n in ("t.csv", "s.json", "p.png")]
+    argv = ["sim", "--scenario", str(path), "--trace", str(outputs[0]), "--summary", str(outputs[1]),
+            "--plot", str(outputs[2]), "--progress"]
+    assert main(argv) == 0
+    assert outputs[0].read_text().startswith("time,")
+    assert json.loads(outputs[1].read_text())["scans"] == 1200
+    assert outputs[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and outputs[2].stat().st_size > 20_000
+    captured = capsys.readouterr()
+    assert "1200 scans" in captured.out and "sim [" in captured.err  # the progress bar was asked for
+
+
+def test_missed_expectations_fail_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario_file(tmp_path, "expect: {scans: 5, safety_violations: {max: 0}}\n", "1min")
+    assert main(["sim", "--scenario", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:" in err and "expect.scans: 60, expected = 5" in err
+    assert main(["sim", "--scenario", str(path), "--duration", "30s"]) == 0  # shortened: not judged

@@ -1,0 +1,440 @@
+"""The plant as devices: register banks and VE.Direct frames that io_map.yaml reads, with fault injection.
+
+The register layout is not repeated here: each bank is built from the site's io_map points (addresses, data
+types, word order, scale, offset), so the plant serves exactly what the runtime reads. What this file
+knows is the *meaning* of each tag on the device side: ``MEASURED`` says which plant quantity a device
+reports for an input tag (``bms1.cell_3`` is the third cell's voltage), ``DRIVEN`` which plant input an
+output tag drives (``charger.voltage_sp`` is the charger module's CV setpoint).
+
+- ``RegisterBank``: the registers and bits of one Modbus device. ``read(unit, table, address, count)``
+  encodes the plant's present values (once per plant step) and returns the slice; ``write(...)`` stores the
+  words and decodes every output point it touched into the plant. These are the callables the drivers'
+  ``SyncPoller`` wants, and what the TCP servers of ``serve.py`` answer from.
+- ``ShuntFrames``: the two VE.Direct text blocks a SmartShunt sends every second, from the plant's shunt.
+- Faults, per device (``set_fault``): ``offline`` (no answer: ``NoAnswer`` in-process, silence on the wire),
+  ``timeout`` (the answer comes too late: ``NoAnswer`` in-process, a delayed answer on the wire) and
+  ``garbage`` (Modbus exception answers alternating with short answers; VE.Direct blocks with a wrong
+  checksum alternating with truncated ones).
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from runtime.drivers.base import DeviceConfig
+from runtime.drivers.codec import BIT_TABLES, RANGE, InputPoint, OutputPoint, decode_raw, interpolate
+from runtime.drivers.modbus import Device, SyncPoller
+from runtime.drivers.vedirect import Frame, VEDirectDevice, VEDirectParser, encode_frame
+from runtime.tags import TagDef
+from tools.plantsim.model import Plant
+
+FAULT_KINDS = ("offline", "timeout", "garbage")
+
+# JK-style alarm bits (the JK PB alarm word, as far as the model has causes for them)
+ALARM_BITS = {
+    ("charge", "cell_ov"): 1 << 4,
+    ("charge", "temp_high"): 1 << 8,
+    ("charge", "temp_low"): 1 << 9,
+    ("discharge", "cell_uv"): 1 << 11,
+    ("discharge", "temp_low"): 1 << 9,
+    ("discharge", "temp_high"): 1 << 15,
+}
+
+
+def bms_alarms(plant: Plant) -> int:
+    bms = plant.bms
+    return (ALARM_BITS.get(("charge", bms.charge_block_reason), 0)
+            | ALARM_BITS.get(("discharge", bms.discharge_block_reason), 0))
+
+
+def _cell(index: int) -> Callable[[Plant], float]:
+    def voltage(plant: Plant) -> float:
+        volts = plant.cell_voltages
+        return volts[index] if index < len(volts) else 0.0
+    return voltage
+
+
+# input tag -> what the device measures in the plant, in the tag's unit
+MEASURED: dict[str, Callable[[Plant], Any]] = {
+    **{f"bms1.cell_{i + 1}": _cell(i) for i in range(32)},
+    "bms1.voltage": lambda p: p.pack_voltage,
+    "bms1.current": lambda p: p.battery_current,
+    "bms1.soc": lambda p: p.bms.soc_pct,
+    "bms1.temp_1": lambda p: p.temperatures[0],
+    "bms1.temp_2": lambda p: p.temperatures[1],
+    "bms1.capacity_ah": lambda p: p.capacity_ah,
+    "bms1.charge_allowed": lambda p: p.bms.charge_allowed,
+    "bms1.discharge_allowed": lambda p: p.bms.discharge_allowed,
+    "bms1.alarms": bms_alarms,
+    "grid.power": lambda p: p.grid_power,
+    "pv.power": lambda p: p.pv_power,
+    "house.power": lambda p: p.house_power,
+    "charger.voltage": lambda p: p.charger.output_voltage,
+    "charger.current": lambda p: p.charger.current,
+    "inverter.power": lambda p: p.inverter.ac_power,
+}
+
+
+def _set(obj: Callable[[Plant], Any], attr: str, kind: type) -> Callable[[Plant, Any], None]:
+    def drive(plant: Plant, value: Any) -> None:
+        setattr(obj(plant), attr, kind(value))
+    return drive
+
+
+# output tag -> the plant input it drives
+DRIVEN: dict[str, Callable[[Plant, Any], None]] = {
+    "charger.enable": _set(lambda p: p.charger, "enable", bool),
+    "charger.voltage_sp": _set(lambda p: p.charger, "voltage_sp", float),
+    "charger.current_sp": _set(lambda p: p.charger, "current_sp", float),
+    "inverter.enable": _set(lambda p: p.inverter, "enable", bool),
+    "inverter.power_sp": _set(lambda p: p.inverter, "power_sp", float),
+    "heater.enable": _set(lambda p: p.pack, "heater_on", bool),
+    "fan.enable": _set(lambda p: p.pack, "fan_on", bool),
+}
+
+
+class NoAnswer(TimeoutError):
+    """The simulated device did not answer (offline, or too late for the request's timeout)."""
+
+
+class ExceptionAnswer(Exception):
+    """The simulated device answered with a Modbus exception (code 4, device failure)."""
+
+
+def unknown_tags(configs: Iterable[DeviceConfig]) -> list[str]:
+    """Points the plant cannot serve: input tags without a MEASURED meaning, output tags without a DRIVEN one."""
+    missing = []
+    for config in configs:
+        missing += [p.tag for p in config.inputs if p.field == "" and p.tag not in MEASURED]
+        missing += [p.tag for p in config.outputs if p.tag not in DRIVEN]
+    return missing
+
+
+# ---- Modbus devices ----------------------------------------------------------------------------------------
+
+Encoder = Callable[[], None]
+
+
+def _encoder(point: InputPoint, plant: Plant, registers: dict[int, int], bits: dict[int, bool]) -> Encoder:
+    """A function that writes the point's present plant value into the bank's registers or bits.
+
+    This is the device's side of the wire, written independently of the drivers' decoder (the tests prove
+    the round trip through it): integers are rounded half away from zero and clamped to their type, as a
+    device's firmware saturates a reading instead of wrapping it.
+    """
+    measure = MEASURED.get(point.tag)
+    if measure is None:
+        return lambda: None
+    address, scale, offset = point.address, point.scale, point.offset
+    if point.table in BIT_TABLES:
+        def put_bit() -> None:
+            bits[address] = bool(measure(plant))
+        return put_bit
+    if point.type == "bit":
+        mask = 1 << (point.bit or 0)
+
+        def put_flag() -> None:
+            word = registers.get(address, 0)
+            registers[address] = (word | mask) if measure(plant) else (word & ~mask)
+        return put_flag
+    first, second = (address, address + 1) if point.word_order == "big" else (address + 1, address)
+    if point.type == "float32":
+        pack = struct.Struct(">f").pack
+        unpack = struct.Struct(">HH").unpack
+
+        def put_float() -> None:
+            registers[first], registers[second] = unpack(pack((measure(plant) - offset) / scale))
+        return put_float
+    lo, hi = RANGE[point.type]
+    inverse_scale = 1.0 / scale
+
+    if point.width == 1:
+        def put_word() -> None:
+            raw = (measure(plant) - offset) * inverse_scale
+            n = int(raw + 0.5) if raw >= 0 else -int(0.5 - raw)
+            registers[address] = (lo if n < lo else (hi if n > hi else n)) & 0xFFFF
+        return put_word
+
+    def put_long() -> None:
+        raw = (measure(plant) - offset) * inverse_scale
+        n = int(raw + 0.5) if raw >= 0 else -int(0.5 - raw)
+        n = (lo if n < lo else (hi if n > hi else n)) & 0xFFFFFFFF
+        registers[first] = n >> 16
+        registers[second] = n & 0xFFFF
+    return put_long
+
+
+def _decoder(point: OutputPoint) -> Callable[[dict[int, int], dict[int, bool]], Any]:
+    """The tag value a device reads from the registers (or coil) its output point was written to."""
+    if point.table == "coil":
+        return lambda registers, bits: bits.get(point.address, False)
+    inverse = sorted((raw, value) for value, raw in point.lookup)  # raw -> value, by raw
+
+    def value(registers: dict[int, int], bits: dict[int, bool]) -> Any:
+        words = [registers.get(point.address + i, 0) for i in range(point.width)]
+        raw = decode_raw(words, point.type, point.word_order)
+        if inverse:
+            return interpolate(inverse, raw)
+        return raw * point.scale + point.offset
+    return value
+
+
+class RegisterBank:
+    """The registers of one simulated Modbus device: inputs encoded from the plant, writes decoded into it."""
+
+    def __init__(self, config: DeviceConfig, plant: Plant, lock: threading.Lock | None = None) -> None:
+        self.config = config
+        self.plant = plant
+        self.lock = lock or threading.Lock()
+        self.fault: str | None = None
+        self.registers: dict[str, dict[int, int]] = {"holding": {}, "input": {}}
+        self.bits: dict[str, dict[int, bool]] = {"coil": {}, "discrete": {}}
+        self.reads = 0
+        self.writes = 0
+        self._garbage_turn = 0
+        self._encoders = [_encoder(p, plant, self.registers.get(p.table, {}), self.bits.get(p.table, {}))
+                          for p in config.inputs]
+        self._outputs: dict[tuple[str, int], list[tuple[OutputPoint, Any]]] = {}
+        for point in config.outputs:
+            decode = _decoder(point)
+            for i in range(point.width):
+                self._outputs.setdefault((point.table, point.address + i), []).append((point, decode))
+        self._stamp: float | None = None
+        self.refresh()
+
+    def spans(self) -> dict[str, tuple[int, int]]:
+        """table -> (first, end) address range the device answers for (inputs and outputs)."""
+        spans: dict[str, tuple[int, int]] = {}
+        points: list[Any] = [*self.config.inputs, *self.config.outputs]
+        for p in points:
+            first, end = spans.get(p.table, (p.address, p.address + p.width))
+            spans[p.table] = (min(first, p.address), max(end, p.address + p.width))
+        return spans
+
+    def refresh(self) -> None:
+        """Encode the plant's present values, once per plant step."""
+        stamp = self.plant.time_s
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        for encode in self._encoders:
+            encode()
+
+    def _check_fault(self) -> None:
+        fault = self.fault
+        if fault is None:
+            return
+        if fault == "garbage":
+            raise ExceptionAnswer(f"{self.config.name}: exception 4 (device failure)")
+        raise NoAnswer(f"{self.config.name}: {fault}")
+
+    def read(self, unit: int, table: str, address: int, count: int) -> list[Any]:
+        """Registers (ints) or bits (bools) as the device answers a read in-process; raises while faulted."""
+        if self.fault == "garbage":
+            self._garbage_turn ^= 1
+            if self._garbage_turn:  # every other answer is one register short instead of an exception
+                return self.load(table, address, count - 1)
+        self._check_fault()
+        return self.load(table, address, count)
+
+    def write(self, unit: int, table: str, address: int, values: Sequence[Any]) -> None:
+        """A write in-process; raises while faulted (the device never saw it)."""
+        self._check_fault()
+        self.store(table, address, values)
+
+    def load(self, table: str, address: int, count: int) -> list[Any]:
+        """The present registers or bits, fault or not (the wire server applies faults itself)."""
+        self.reads += 1
+        with self.lock:
+            self.refresh()
+            if table in BIT_TABLES:
+                bits = self.bits[table]
+                return [bits.get(a, False) for a in range(address, address + count)]
+            registers = self.registers[table]
+            return [registers.get(a, 0) for a in range(address, address + count)]
+
+    def store(self, table: str, address: int, values: Sequence[Any]) -> None:
+        """Keep written words (or coils) and drive the plant inputs of every output point they touch."""
+        self.writes += 1
+        with self.lock:
+            store: dict[int, Any] = self.bits[table] if table in BIT_TABLES else self.registers[table]
+            touched: dict[str, Any] = {}
+            for i, value in enumerate(values):
+                store[address + i] = bool(value) if table in BIT_TABLES else int(value) & 0xFFFF
+                for point, decode in self._outputs.get((table, address + i), ()):
+                    touched[point.tag] = decode
+            for tag, decode in touched.items():
+                drive = DRIVEN.get(tag)
+                if drive is not None:
+                    drive(self.plant, decode(self.registers["holding"], self.bits["coil"]))
+
+
+# ---- VE.Direct ---------------------------------------------------------------------------------------------
+
+class ShuntFrames:
+    """The VE.Direct text blocks of a SmartShunt, from the plant's shunt model, with its history fields."""
+
+    PID = "0xA389"
+
+    def __init__(self, plant: Plant) -> None:
+        self.plant = plant
+        self.fault: str | None = None
+        self._garbage_turn = 0
+        self._v_min = self._v_max = plant.shunt.voltage
+        self._deepest_ah = plant.shunt.consumed_ah
+        self._drawn_ah = 0.0
+        self._full_at = 0.0 if plant.shunt.soc >= 1.0 else None
+        self._syncs = plant.shunt.syncs
+        self._stamp = plant.time_s
+
+    def fields(self, history: bool = True) -> tuple[dict[str, Any], ...]:
+        """The main block and (with ``history``) the history block, as label -> value."""
+        p = self.plant
+        s = p.shunt
+        dt = p.time_s - self._stamp
+        self._stamp = p.time_s
+        if s.current < 0:
+            self._drawn_ah += s.current * dt / 3600.0
+        volts = s.voltage
+        if volts < self._v_min:
+            self._v_min = volts
+        elif volts > self._v_max:
+            self._v_max = volts
+        if s.consumed_ah < self._deepest_ah:
+            self._deepest_ah = s.consumed_ah
+        if s.syncs != self._syncs:
+            self._syncs = s.syncs
+            self._full_at = p.time_s
+        main = {
+            "PID": self.PID, "V": round(volts * 1000), "T": round(s.temperature),
+            "I": round(s.current * 1000), "P": round(s.power), "CE": round(s.consumed_ah * 1000),
+            "SOC": s.soc_permille, "TTG": round(s.time_to_go_min), "Alarm": False, "AR": 0,
+            "BMV": "SmartShunt 300A/50mV", "FW": "0417", "MON": 0,
+        }
+        if not history:
+            return (main,)
+        since_full = int(p.time_s - self._full_at) if self._full_at is not None else 0
+        return main, {
+            "H1": round(self._deepest_ah * 1000), "H2": round(s.consumed_ah * 1000), "H3": 0, "H4": 0, "H5": 0,
+            "H6": round(self._drawn_ah * 1000), "H7": round(self._v_min * 1000), "H8": round(self._v_max * 1000),
+            "H9": since_full, "H10": s.syncs, "H11": 0, "H12": 0, "H15": 0, "H16": 0,
+            "H17": round(p.discharged_kwh * 100), "H18": round(p.charged_kwh * 100),
+        }
+
+    def frame(self) -> bytes:
+        """The bytes the shunt sends this second: two blocks, faulted as set (b'' when silent)."""
+        main, history = self.fields()
+        data = encode_frame(main) + encode_frame(history)
+        if self.fault is None:
+            return data
+        if self.fault != "garbage":
+            return b""
+        self._garbage_turn ^= 1
+        if self._garbage_turn:  # a flipped bit: the checksum no longer adds up
+            i = data.index(b"\nV\t") + 3  # the first digit of the voltage
+            return data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
+        return data[: len(data) // 3]  # cut off mid-block
+
+
+def field_text(value: Any) -> str:
+    """A field value as the shunt writes it on the wire (booleans as ON/OFF)."""
+    return ("ON" if value else "OFF") if isinstance(value, bool) else str(value)
+
+
+class ShuntPoller:
+    """A VE.Direct device for the drivers' ``InlinePort``: each poll is one second of the shunt's output.
+
+    Healthy blocks are handed to the driver's field decoder as parsed frames (label -> the exact text the
+    shunt sends), skipping the byte framing just as the Modbus path skips the TCP framing; with ``wire``
+    (and always while the device sends garbage) the bytes go through the driver's ``VEDirectParser``, so a
+    corrupt or cut-off block is judged by the real parser. The tests prove both give the same values.
+    """
+
+    def __init__(self, config: DeviceConfig, frames: ShuntFrames, defs: Mapping[str, TagDef],
+                 wire: bool = False) -> None:
+        self.config = config
+        self.frames = frames
+        self.device = VEDirectDevice(config, defs)
+        self.parser = VEDirectParser()
+        self.wire = wire
+        self.mapped = frozenset(self.device.by_field)
+        self.history = any(label.startswith("H") for label in self.mapped)
+
+    def poll(self) -> dict[str, Any]:
+        frames = self.frames
+        if frames.fault is None and not self.wire:
+            # the decoder ignores labels it has no point for, so only the mapped ones are spelled out
+            mapped = self.mapped
+            values: dict[str, Any] = {}
+            for block in frames.fields(history=self.history):
+                values.update(self.device.decode(Frame({label: field_text(value) for label, value in block.items()
+                                                        if label in mapped})))
+            return values
+        return self._from_wire(frames.frame())
+
+    def _from_wire(self, data: bytes) -> dict[str, Any]:
+        if not data:
+            raise NoAnswer(f"{self.config.name}: no frame")
+        values: dict[str, Any] = {}
+        parsed = self.parser.feed(data)
+        cut = self.parser.reset()  # the next second starts a fresh block, as after a pause on the wire
+        if cut is not None:
+            parsed.append(cut)
+        for frame in parsed:
+            if frame.ok:
+                values.update(self.device.decode(frame))
+        if not values:
+            raise ValueError(f"{self.config.name}: no valid frame ({', '.join(f.reason for f in parsed)})")
+        return values
+
+    def commit(self, outputs: Mapping[str, Any]) -> None:
+        """A SmartShunt takes no writes."""
+
+
+# ---- the whole site ----------------------------------------------------------------------------------------
+
+class PlantDevices:
+    """Every device of a site's io_map, served from one plant: banks, shunt frames, faults, pollers."""
+
+    def __init__(self, plant: Plant, configs: Iterable[DeviceConfig], lock: threading.Lock | None = None) -> None:
+        self.plant = plant
+        self.lock = lock or threading.Lock()
+        self.configs = {c.name: c for c in configs}
+        self.banks: dict[str, RegisterBank] = {}
+        self.shunts: dict[str, ShuntFrames] = {}
+        for name, config in self.configs.items():
+            if config.driver == "vedirect":
+                self.shunts[name] = ShuntFrames(plant)
+            else:
+                self.banks[name] = RegisterBank(config, plant, self.lock)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.configs)
+
+    def set_fault(self, device: str, kind: str | None) -> None:
+        """Start (``kind`` one of FAULT_KINDS) or end (None) a fault of one device."""
+        if kind is not None and kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; allowed: {', '.join(FAULT_KINDS)}")
+        target = self.banks.get(device) or self.shunts.get(device)
+        if target is None:
+            raise KeyError(device)
+        target.fault = kind
+
+    def faults(self) -> dict[str, str]:
+        return {name: t.fault for name, t in {**self.banks, **self.shunts}.items() if t.fault}
+
+    def pollers(self, defs: Mapping[str, TagDef], wire: bool = False) -> list[Any]:
+        """One inline poller per device, over the drivers' own plan/decode/encode (for ``InlinePort``);
+        ``wire`` sends VE.Direct blocks through the byte parser too."""
+        out: list[Any] = []
+        for name, config in self.configs.items():
+            if name in self.banks:
+                bank = self.banks[name]
+                out.append(SyncPoller(Device(config, defs), bank.read, bank.write))
+            else:
+                out.append(ShuntPoller(config, self.shunts[name], defs, wire))
+        return out

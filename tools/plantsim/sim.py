@@ -1,0 +1,431 @@
+"""``battplc sim``: the plant and the controller in one process on a simulated clock, as fast as the CPU goes.
+
+Each scan period the loop below (1) applies the scenario events that are due, (2) lets the scan run its
+phases, where ``PlantPort.latch`` first steps the plant by the period and then polls every device through
+the drivers' own in-process path (``InlinePort``: read plan, register decode, VE.Direct parser), SCADA
+writes land next, then the programs run, and ``commit`` writes changed outputs into the register banks,
+which drive the plant's inputs, and (3) samples the trace. Nothing here knows about batteries beyond the
+plant and the public tag names it traces.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from runtime.clock import SimClock
+from runtime.drivers.base import InlinePort
+from runtime.tags import Quality, TagDB
+from tools.plantsim.devices import PlantDevices, unknown_tags
+from tools.plantsim.model import Plant
+from tools.plantsim.scenario import Check, Event, Scenario, bind_site
+
+log = logging.getLogger("battplc.sim")
+
+# The public tags of DESIGN.md, in its order; sfc.<chart>.step and par.* follow from the site.
+PUBLIC_TAGS = (
+    "bat.voltage", "bat.current", "bat.power", "bat.soc", "bat.cell_v_max", "bat.cell_v_min", "bat.temp_max",
+    "bat.temp_min", "bms.charge_allowed", "bms.discharge_allowed", "grid.power", "pv.power", "house.power",
+    "charger.enable", "charger.voltage_sp", "charger.current_sp", "inverter.enable", "inverter.power",
+    "heater.enable", "fan.enable", "limits.cvl", "limits.ccl", "limits.dcl", "cmd.battery_off", "cmd.mode",
+    "scan.duration", "scan.lateness", "scan.overruns",
+)
+# What really happens in the plant, next to what the controller believes.
+PLANT_COLUMNS = {
+    "plant.soc": lambda p: 100.0 * p.soc,
+    "plant.voltage": lambda p: p.pack_voltage,
+    "plant.current": lambda p: p.battery_current,
+    "plant.cell_v_max": lambda p: p.cell_v_max,
+    "plant.cell_v_min": lambda p: p.cell_v_min,
+    "plant.temp_max": lambda p: p.temp_max,
+    "plant.temp_min": lambda p: p.temp_min,
+    "plant.ambient": lambda p: p.ambient_c,
+    "plant.safety_violations": lambda p: p.safety_violations,
+}
+INTERLOCK_TRIPS = "interlock.trips"
+# Outputs whose time switched on the summary reports.
+SWITCHES = ("charger.enable", "inverter.enable", "heater.enable", "fan.enable")
+
+
+def chart_step_tags(db: TagDB) -> dict[str, str]:
+    """chart name -> its ``sfc.<chart>.step`` tag, for every chart the site runs."""
+    out = {}
+    for name in sorted(db.defs):
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "sfc" and parts[2] == "step":
+            out[parts[1]] = name
+    return out
+
+
+class ScadaWrites:
+    """SCADA writes as the Modbus server takes them: refused for tags without a register, read-only tags and
+    values outside min..max, otherwise applied at the next scan's latch with quality GOOD."""
+
+    def __init__(self, db: TagDB) -> None:
+        self.db = db
+        self.pending: list[tuple[str, Any]] = []
+        self.accepted = 0
+        self.refused = 0
+
+    def put(self, writes: Mapping[str, Any]) -> None:
+        for name, value in writes.items():
+            tag = self.db.defs[name]
+            reason = ""
+            if tag.modbus is None:
+                reason = "no Modbus register"
+            elif tag.access != "rw":
+                reason = "read-only"
+            else:
+                try:
+                    value = tag.coerce(value)
+                except (TypeError, ValueError) as exc:
+                    reason = str(exc)
+                else:
+                    if not tag.in_range(value):
+                        reason = f"outside {tag.min}..{tag.max}"
+            if reason:
+                self.refused += 1
+                log.warning("scada write %s = %r refused: %s", name, value, reason)
+            else:
+                self.accepted += 1
+                self.pending.append((name, value))
+
+    def latch(self, db: TagDB, now: float) -> None:
+        for name, value in self.pending:
+            db.set_input(name, value, Quality.GOOD, now)
+        self.pending.clear()
+
+    def commit(self, changed: Mapping[str, Any], db: TagDB) -> None:
+        """Writes come in, nothing goes out."""
+
+
+class PlantPort:
+    """The scan's port to the simulated site: step the plant to the scan's time, then poll its devices.
+
+    It keeps the wall time spent in the plant model and in the device path (bank encode, the drivers'
+    decode, output writes), so a run can say where its CPU went.
+    """
+
+    def __init__(self, plant: Plant, devices: PlantDevices, db: TagDB, scenario: Scenario) -> None:
+        self.plant = plant
+        self.inline = InlinePort(devices.pollers(db.defs))
+        self.scenario = scenario
+        self.pinned: dict[str, float] = {}  # plant inputs fixed by `plant:` events
+        self.plant_s = 0.0
+        self.devices_s = 0.0
+        self._t0: float | None = None
+        self._last = 0.0
+
+    def latch(self, db: TagDB, now: float) -> None:
+        begin_wall = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+        t = now - self._t0
+        dt = t - self._last
+        if dt > 0.0:
+            begin = self._last
+            sc = self.scenario
+            pinned = self.pinned
+            self.plant.step(
+                dt,
+                pinned["pv"] if "pv" in pinned else sc.pv(begin),
+                pinned["house"] if "house" in pinned else sc.house(begin),
+                pinned["ambient"] if "ambient" in pinned else sc.ambient(begin),
+            )
+            self._last = t
+        stepped = time.perf_counter()
+        self.inline.latch(db, now)
+        self.plant_s += stepped - begin_wall
+        self.devices_s += time.perf_counter() - stepped
+
+    def commit(self, changed: Mapping[str, Any], db: TagDB) -> None:
+        begin = time.perf_counter()
+        self.inline.commit(changed, db)
+        self.devices_s += time.perf_counter() - begin
+
+
+@dataclass
+class Trace:
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def write_csv(self, path: Path) -> None:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            out.write(",".join(self.columns) + "\n")
+            for row in self.rows:
+                out.write(",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
+                                   for v in row) + "\n")
+
+    def column(self, name: str) -> list[Any]:
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn at most five times a second."""
+
+    def __init__(self, total_s: float, stream: TextIO | None = None) -> None:
+        self.total_s = total_s
+        self.stream = stream or sys.stderr
+        self._next = time.perf_counter() + 1.0  # short runs never draw
+
+    def update(self, sim_s: float, wall_start: float, final: bool = False) -> None:
+        now = time.perf_counter()
+        if now < self._next and not final:
+            return
+        self._next = now + 0.2
+        share = min(1.0, sim_s / self.total_s)
+        bar = "#" * int(share * 30)
+        wall = now - wall_start
+        self.stream.write(f"\rsim [{bar:<30}] {share * 100:5.1f}%  {_hms(sim_s)} / {_hms(self.total_s)}  "
+                          f"{wall:5.1f} s wall  {sim_s / wall if wall else 0:,.0f}x" + ("\n" if final else ""))
+        self.stream.flush()
+
+
+def _hms(seconds: float) -> str:
+    h, rest = divmod(int(seconds), 3600)
+    return f"{h:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class Simulation:
+    """One scenario run: plant, controller and events on one SimClock."""
+
+    def __init__(self, scenario: Scenario, duration: float | None = None, scan: float | None = None) -> None:
+        from runtime.app import Controller
+
+        self.scenario = scenario
+        self.duration = duration or scenario.duration
+        self.clock = SimClock(scenario.start)
+        self._retain_dir = tempfile.TemporaryDirectory(prefix="battplc-sim-")
+        # A fresh, empty retain file: a simulation must not start from (or overwrite) the site's saved state.
+        overrides = {"retain": {"path": str(Path(self._retain_dir.name) / "retain.json"), "period": 5.0}}
+        with _quiet_first_start():
+            self.controller = Controller(scenario.site, period=scan or scenario.scan, clock=self.clock,
+                                         services=False, overrides=overrides)
+        self.db = self.controller.db
+        self.scan = self.controller.scan
+        self.period = self.scan.period
+        devices = self.controller.site.devices
+        self.events: list[Event] = bind_site(scenario, [d.name for d in devices], self.db)
+        missing = unknown_tags(devices)
+        if missing:
+            log.warning("the plant has no value for %s; those registers read 0", ", ".join(sorted(missing)))
+        self.plant = Plant(scenario.plant)
+        self.devices = PlantDevices(self.plant, devices)
+        self.port = PlantPort(self.plant, self.devices, self.db, scenario)
+        self.scada = ScadaWrites(self.db)
+        self.scan.ports.extend([self.port, self.scada])
+        self.charts = chart_step_tags(self.db)
+        self.trace = Trace(self._columns())
+        # per trace column: (tag name, plant measure or None, tag definition or None when not declared)
+        self._samplers = [(name, PLANT_COLUMNS.get(name), self.db.defs.get(name)) for name in self.trace.columns[1:]]
+        self.wall_s = 0.0
+        self.cpu_s = 0.0  # CPU time of this process over the run: the wall time of a machine with a free core
+        self.scan_s = 0.0  # wall time inside scan.step(), plant and devices included
+        self.step_counts: dict[str, dict[Any, int]] = {chart: {} for chart in self.charts}
+        self.switches = [n for n in SWITCHES if n in self.db.defs]
+        self.on_counts = dict.fromkeys(self.switches, 0)
+        self.checks = CheckRunner(scenario.checks)
+
+    def _columns(self) -> list[str]:
+        params = sorted(n for n in self.db.defs if n.startswith("par."))
+        return ["time", *PUBLIC_TAGS, *self.charts.values(), *params, *PLANT_COLUMNS]
+
+    # ---- running ----------------------------------------------------------------------------------------
+
+    def run(self, progress: bool = False) -> dict[str, Any]:
+        scan = self.scan
+        period = self.period
+        total = max(1, int(math.floor(self.duration / period + 1e-9)))
+        trace_every = max(1, int(round(self.scenario.trace_every / period)))
+        events = list(self.events)
+        ends: list[tuple[float, str]] = []  # (time, device) of faults to clear
+        bar = Progress(self.duration) if progress else None
+        charts = [(self.step_counts[c], tag) for c, tag in self.charts.items()]
+        values = self.db.values
+        switches, on, checks = self.switches, self.on_counts, self.checks
+        perf_counter = time.perf_counter
+        scan_s = 0.0
+        cpu_start = time.process_time()
+        wall_start = time.perf_counter()
+        try:
+            for k in range(total):
+                scan.wait()
+                t = k * period
+                while events and events[0].at <= t + 1e-9:
+                    ends += self._apply(events.pop(0), t)
+                if ends:
+                    ends = self._clear_faults(ends, t)
+                began = perf_counter()
+                scan.step()
+                scan_s += perf_counter() - began
+                for counts, tag in charts:
+                    step = values[tag]
+                    counts[step] = counts.get(step, 0) + 1
+                for name in switches:
+                    if values[name]:
+                        on[name] += 1
+                if checks.due(t):
+                    checks.evaluate(t, values)
+                if k % trace_every == 0:
+                    self._sample(t)
+                if bar is not None and k & 1023 == 0:
+                    bar.update(t, wall_start)
+        finally:
+            scan.shutdown()
+            self.wall_s = time.perf_counter() - wall_start
+            self.cpu_s = time.process_time() - cpu_start
+            self.scan_s = scan_s
+            self._retain_dir.cleanup()
+        if bar is not None:
+            bar.update(self.duration, wall_start, final=True)
+        return self.summary()
+
+    def _apply(self, event: Event, t: float) -> list[tuple[float, str]]:
+        if event.kind == "write":
+            self.scada.put(event.data)
+            return []
+        if event.kind == "plant":
+            self.port.pinned.update(event.data)
+            return []
+        device, kind, seconds = event.data
+        self.devices.set_fault(device, kind)
+        log.info("t=%s: device %s %s%s", _hms(t), device, kind, f" for {seconds:g} s" if seconds else "")
+        return [(event.at + seconds, device)] if seconds else []
+
+    def _clear_faults(self, ends: list[tuple[float, str]], t: float) -> list[tuple[float, str]]:
+        keep = []
+        for end, device in ends:
+            if end <= t + 1e-9:
+                self.devices.set_fault(device, None)
+                log.info("t=%s: device %s answers again", _hms(t), device)
+            else:
+                keep.append((end, device))
+        return keep
+
+    def _sample(self, t: float) -> None:
+        values, plant = self.db.values, self.plant
+        row: list[Any] = [t]
+        for name, measure, tag in self._samplers:
+            if measure is not None:
+                row.append(measure(plant))
+            elif tag is None:
+                row.append(None)
+            else:
+                value = values[name]
+                row.append(value if tag.type == "float" else tag.format(value))
+        self.trace.rows.append(row)
+
+    # ---- results ----------------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        p = self.plant
+        db = self.db
+        step_time: dict[str, dict[str, float]] = {}
+        for chart, counts in self.step_counts.items():
+            tag = db.defs[self.charts[chart]]
+            step_time[chart] = {tag.format(step): round(n * self.period, 3) for step, n in sorted(counts.items())}
+        simulated = self.scan.count * self.period
+        programs = self.controller.programs + [i for i in (self.controller.interlocks,) if i is not None]
+        faults = {prog.name: db.values[f"prog.{prog.name}.faults"] for prog in programs}
+        return {
+            "scenario": self.scenario.name,
+            "simulated_s": simulated,
+            "scan_s": self.period,
+            "scans": self.scan.count,
+            "overruns": self.scan.overruns,
+            "wall_s": round(self.wall_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "x_real_time": round(simulated / self.wall_s) if self.wall_s else None,
+            "energy_charged_kwh": round(p.charged_kwh, 3),
+            "energy_discharged_kwh": round(p.discharged_kwh, 3),
+            "grid_import_kwh": round(p.grid_import_kwh, 3),
+            "grid_export_kwh": round(p.grid_export_kwh, 3),
+            "soc_start_pct": round(100.0 * self.scenario.plant.soc, 2),
+            "soc_end_pct": round(100.0 * p.soc, 2),
+            "cell_v_min": round(p.cell_v_min_seen, 4),
+            "cell_v_max": round(p.cell_v_max_seen, 4),
+            "temp_min": round(p.temp_min_seen, 2),
+            "temp_max": round(p.temp_max_seen, 2),
+            "safety_violations": p.safety_violations,
+            "bms_trips": p.bms_trips,
+            "interlock_trips": db.values.get(INTERLOCK_TRIPS, 0),
+            "program_faults": faults,
+            "scada_writes_accepted": self.scada.accepted,
+            "scada_writes_refused": self.scada.refused,
+            "failed_polls": dict(self.port.inline.failures),
+            "cost_us_per_scan": self._costs(),
+            "output_on_s": {name: round(n * self.period, 3) for name, n in self.on_counts.items()},
+            "step_time_s": step_time,
+            "checks_passed": self.checks.passed(),
+            "checks_failed": self.checks.failures(),
+        }
+
+
+    def _costs(self) -> dict[str, float]:
+        """Where the wall time of a scan went: plant model, device path, controller (programs, scan), the rest."""
+        scans = max(1, self.scan.count)
+        plant, devices = self.port.plant_s, self.port.devices_s
+        controller = self.scan_s - plant - devices
+        return {"plant": round(plant / scans * 1e6, 1), "devices": round(devices / scans * 1e6, 1),
+                "controller": round(controller / scans * 1e6, 1),
+                "sim_loop": round((self.wall_s - self.scan_s) / scans * 1e6, 1)}
+
+
+class CheckRunner:
+    """Evaluates the scenario's checks at their moments and over their windows, after each scan."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        self.pending = sorted(checks, key=lambda c: c.start)
+        self.active: list[Check] = []
+        self.done: list[Check] = []
+        self.failed: dict[Check, tuple[float, Any]] = {}
+
+    def due(self, t: float) -> bool:
+        return bool(self.active) or (bool(self.pending) and self.pending[0].start <= t + 1e-9)
+
+    def evaluate(self, t: float, values: Mapping[str, Any]) -> None:
+        while self.pending and self.pending[0].start <= t + 1e-9:
+            self.active.append(self.pending.pop(0))
+        still = []
+        for check in self.active:
+            value = values[check.tag]
+            if check not in self.failed and not check.holds(value):
+                self.failed[check] = (t, value)
+            if check.end > t + 1e-9:
+                still.append(check)
+            else:
+                self.done.append(check)
+        self.active = still
+
+    def passed(self) -> int:
+        return sum(1 for c in self.done if c not in self.failed)
+
+    def failures(self) -> list[str]:
+        out = [f"{c.where.file}:{c.where.line}: {c.describe()}: was {value!r} at {t:g} s"
+               for c, (t, value) in self.failed.items()]
+        out += [f"{c.where.file}:{c.where.line}: {c.describe()}: not reached" for c in self.pending + self.active
+                if c not in self.failed]
+        return out
+
+
+class _quiet_first_start:
+    """Drop the retain store's 'no retained values, using defaults' warning: a simulation always starts so."""
+
+    class _Filter(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith("retain: no retained values")
+
+    def __enter__(self) -> None:
+        self.filter = self._Filter()
+        logging.getLogger("battplc").addFilter(self.filter)
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("battplc").removeFilter(self.filter)
