@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from runtime.program import FunctionBlock, ScanContext
-from runtime.tags import Quality, TagDB
+from runtime.tags import TagDB
 
 _UNIT = re.compile(r"^(bms\d+)\.(cell|temp)_(\d+)$")
 
@@ -158,5 +158,4 @@ class Aggregate(FunctionBlock):
         else:
             # A derived value without a GOOD source must not look fresh: it turns BAD until the next write.
             # Safe to do in place: this block runs first, before anyone reads these tags in this scan.
-            ctx.db.staged.pop(name, None)
-            ctx.db.set_quality(name, Quality.BAD)
+            ctx.invalidate(name)

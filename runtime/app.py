@@ -11,6 +11,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,15 @@ log = logging.getLogger("battplc")
 
 class Controller:
     def __init__(self, site_dir: Path | str, period: float | None = None, clock: Clock | None = None,
-                 services: bool = True, overrides: dict[str, Any] | None = None) -> None:
+                 services: bool = True, overrides: dict[str, Any] | None = None,
+                 device_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """``overrides`` replace `site:` settings; ``device_overrides`` replace device settings by name, e.g.
+        {"shunt": {"port": "/dev/pts/5"}} to point a serial device at another port."""
         self.site, self.db, self.programs, self.interlocks = load_site(site_dir)
         settings = self.site.settings
         for key, value in (overrides or {}).items():
             settings[key] = value
+        self.site.devices = override_devices(self.site.devices, device_overrides or {})
         self.clock = clock or RealClock()
         self.period = period or self.site.scan_period
         self.services = services
@@ -118,6 +124,15 @@ class Controller:
             except Exception:
                 log.exception("error while stopping")
         self._stoppers.clear()
+
+
+def override_devices(devices: list[Any], overrides: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+    """Devices with some settings replaced; an unknown device or setting is a ValueError."""
+    by_name = {d.name: d for d in devices}
+    unknown = sorted(set(overrides) - set(by_name))
+    if unknown:
+        raise ValueError(f"no device {', '.join(unknown)}; the site has {', '.join(sorted(by_name)) or 'none'}")
+    return [replace(d, **overrides[d.name]) if d.name in overrides else d for d in devices]
 
 
 def _extensions() -> list[Any]:

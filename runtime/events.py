@@ -36,6 +36,7 @@ from runtime.durations import format_duration
 from runtime.tags import TagDB, TagDef, TagType
 
 log = logging.getLogger("battplc.events")
+NOISY_LIBRARIES = ("transitions", "pymodbus")
 
 TERMINAL_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # syslog priorities (sd-daemon(3)): journald reads a leading "<N>" as the entry's priority.
@@ -182,4 +183,8 @@ def configure_logging(verbose: bool = False, stream: TextIO | None = None,
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # The state-machine library logs every chart transition at INFO and pymodbus every listener and retry;
+    # our own event log and drivers already say what matters, once.
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
     return handler

@@ -79,6 +79,17 @@ class ScanContext:
             raise OwnershipError(f"program {who!r} wrote {name!r}, which it does not declare in its writes")
         self.db.staged[name] = value
 
+    def invalidate(self, name: str) -> None:
+        """Mark an owned output BAD (a derived value with no GOOD source); it stays BAD until written again.
+
+        Takes effect at once, so a program should invalidate only tags that no earlier program read this scan.
+        """
+        if name not in self._owned:
+            who = self.program.name if self.program else "?"
+            raise OwnershipError(f"program {who!r} invalidated {name!r}, which it does not declare in its writes")
+        self.db.staged.pop(name, None)
+        self.quality[name] = Quality.BAD
+
 
 class FunctionBlock(Program):
     """A program written in Python under programs/. Subclasses list ``reads`` and ``writes`` as tuples."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -39,17 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def quiet_libraries() -> None:
-    """The state machine library logs every transition at INFO and pymodbus every listener: noise here."""
-    for name in ("transitions", "pymodbus"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def cmd_sim(args: argparse.Namespace) -> int:
     from tools.plantsim.scenario import load_scenario
     from tools.plantsim.sim import Simulation
-
-    quiet_libraries()
     scenario = load_scenario(args.scenario)
     simulation = Simulation(scenario, duration=args.duration, scan=args.scan)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -81,8 +72,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from runtime.config.site import REPO_ROOT
     from tools.plantsim.demo import run_demo
     from tools.plantsim.serve import PlantServerError
-
-    quiet_libraries()
     try:
         return run_demo(args.dir or REPO_ROOT, args.scenario, period=args.period, duration=args.duration)
     except PlantServerError as exc:

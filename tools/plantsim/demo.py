@@ -8,13 +8,11 @@ writes its fail-safe outputs to the plant, then the plant; the exit status is 0.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from runtime.app import Controller
 from runtime.config.site import REPO_ROOT, load_site
@@ -27,18 +25,6 @@ log = logging.getLogger("battplc.demo")
 DEFAULT_SCENARIO = REPO_ROOT / "scenarios" / "sunny_summer_day.yaml"
 
 
-class DemoController(Controller):
-    """The site's controller with each serial device's port replaced (by the plant's pty)."""
-
-    def __init__(self, site_dir: Path | str, serial_ports: dict[str, str], **kwargs: Any) -> None:
-        self._serial_ports = serial_ports
-        super().__init__(site_dir, **kwargs)
-
-    def _start_services(self) -> None:
-        # Runs after the site is loaded and before the drivers attach: the only moment to re-point a port.
-        self.site.devices = [dataclasses.replace(d, port=self._serial_ports[d.name])
-                             if d.name in self._serial_ports else d for d in self.site.devices]
-        super()._start_services()
 
 
 def plant_server(site_dir: Path, scenario: Scenario) -> PlantServer:
@@ -70,7 +56,8 @@ def run_demo(site_dir: Path | str = REPO_ROOT, scenario_path: Path | str | None 
     controller: Controller | None = None
     server.start()
     try:
-        controller = DemoController(site_dir, server.serial_ports, period=period)
+        controller = Controller(site_dir, period=period,
+                                device_overrides={name: {"port": path} for name, path in server.serial_ports.items()})
         # Ctrl-C from here on is a clean stop (Controller.run installs the same handler again).
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, lambda signum, frame: controller.scan.stop())
