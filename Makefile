@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-quick lint check clean
+.PHONY: run test bench bench-quick lint check docs clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -21,12 +21,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench
+	$(BIN)/python -m tools.docs
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m tools.bench --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check runtime programs tools tests
+
+docs: $(STAMP)
+	$(BIN)/python -m tools.docs
 
 check: $(STAMP)
 	$(BIN)/battplc check .
