@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,6 @@ from runtime.cli import main
 from runtime.config.site import REPO_ROOT
 from runtime.server import Server
 from runtime.tags import TagDB
-
-
-@pytest.fixture(autouse=True)
-def root_logging_restored() -> Iterator[None]:
-    """main() calls logging.basicConfig, whose handler would outlive the captured stderr it writes to."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
