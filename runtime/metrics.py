@@ -448,10 +448,14 @@ def server_families(stats: Any) -> Iterator[Metric]:
         if _is_number(value):
             yield CounterMetricFamily(name, documentation, value=float(value))
         elif isinstance(value, Mapping):
-            family = CounterMetricFamily(name, documentation, labels=["kind"])
-            for key, count in sorted(dict(value).items(), key=lambda item: str(item[0])):
+            counts = dict(value)
+            # (function, result) keys: requests by function and result; other keys: a plain kind.
+            pairs = bool(counts) and all(isinstance(k, tuple) and len(k) == 2 for k in counts)
+            family = CounterMetricFamily(name, documentation, labels=["function", "result"] if pairs else ["kind"])
+            for key, count in sorted(counts.items(), key=lambda item: str(item[0])):
                 if _is_number(count):
-                    family.add_metric([str(getattr(key, "name", key)).lower()], float(count))
+                    labels = [str(k) for k in key] if pairs else [str(getattr(key, "name", key)).lower()]
+                    family.add_metric(labels, float(count))
             if family.samples:
                 yield family
 

@@ -59,6 +59,15 @@ class ServerStats:
     connections_idle_closed: int = 0
     frames_malformed: int = 0
     steps_aside: int = 0  # times the server paused for a scan (see Server._step_aside)
+    requests_by_function: Counter = field(default_factory=Counter)  # (function, result) -> count
+
+
+FUNCTION_NAMES = {0x01: "read_coils", 0x02: "read_discrete_inputs", 0x03: "read_holding_registers",
+                  0x04: "read_input_registers", 0x05: "write_single_coil", 0x06: "write_single_register",
+                  0x0F: "write_multiple_coils", 0x10: "write_multiple_registers"}
+
+
+_EXC_VALUES = frozenset(int(code) for code in ExcCodes)
 
 
 class Refused(Exception):
@@ -105,7 +114,19 @@ class RequestHandler:
         }
 
     def handle(self, unit: int, pdu: bytes, client: str) -> bytes | None:
-        """Answer one request PDU from ``client`` (for the log) addressed to ``unit``."""
+        """Answer one request PDU from ``client`` (for the log) addressed to ``unit``; count it by result."""
+        response = self._answer(unit, pdu, client)
+        if response is None:
+            result = "no_answer"
+        elif response[0] == pdu[0]:
+            result = "ok"
+        else:
+            result = ExcCodes(response[1]).name.lower() if response[1] in _EXC_VALUES else f"exception_{response[1]}"
+        # Unknown codes share one label so a fuzzing client cannot grow the metric without bound.
+        self.stats.requests_by_function[(FUNCTION_NAMES.get(pdu[0], "other"), result)] += 1
+        return response
+
+    def _answer(self, unit: int, pdu: bytes, client: str) -> bytes | None:
         function_code = pdu[0]
         if unit != self.unit_id:
             self.stats.wrong_unit += 1

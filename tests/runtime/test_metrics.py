@@ -420,3 +420,18 @@ def test_a_port_in_use_is_logged_and_the_controller_runs_on(demo_site: Path,
             assert plant.scan.count == 3
         finally:
             plant.close()
+
+
+def test_server_requests_by_function_and_result_become_labels() -> None:
+    from runtime.metrics import server_families
+    from runtime.server.protocol import ServerStats
+
+    stats = ServerStats()
+    stats.requests = 3
+    stats.requests_by_function[("read_input_registers", "ok")] = 2
+    stats.requests_by_function[("write_single_register", "illegal_value")] = 1
+    families = {f.name: f for f in server_families(stats)}
+    by = families["battplc_modbus_requests_by_function"]
+    assert {(s.labels["function"], s.labels["result"], s.value) for s in by.samples} == {
+        ("read_input_registers", "ok", 2.0), ("write_single_register", "illegal_value", 1.0)}
+    assert families["battplc_modbus_requests"].samples[0].value == 3.0

@@ -248,3 +248,16 @@ def test_a_stopped_scan_never_holds_the_server_back(db: TagDB) -> None:
         assert worst < 0.1  # the last planned pause ends at most QUIET_LIMIT after a deadline that passed
     finally:
         server.stop()
+
+
+def test_requests_are_counted_by_function_and_result(offline: Server) -> None:
+    ask(offline, read(4, 0, 1))
+    ask(offline, read(4, 0, 1))
+    ask(offline, read(3, 60000, 1))
+    ask(offline, bytes([0x41]))
+    ask(offline, read(4, 0, 1), unit=9)
+    by = offline.stats.requests_by_function
+    assert by[("read_input_registers", "ok")] == 2
+    assert by[("read_holding_registers", "illegal_address")] == 1
+    assert by[("other", "illegal_function")] == 1
+    assert by[("read_input_registers", "no_answer")] == 1
