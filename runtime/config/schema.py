@@ -45,6 +45,19 @@ class Where:
         return Where(self.file, line, f"{self.path}.{key}" if self.path else str(key))
 
 
+def where_in(raw: Any, root: Where, *keys: Any) -> Where:
+    """file:line and key path of a value found by ``keys`` inside a loaded document (missing keys keep
+    the line of the nearest existing parent)."""
+    where, node = root, raw
+    for key in keys:
+        where = where.child(key, node)
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return where
+
+
 class Errors(list):
     """Collected ConfigErrors."""
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config.errors import ConfigError, ConfigErrors
-from runtime.config.schema import MISSING, Errors, Where, where_of
+from runtime.config.schema import MISSING, Errors, Where, where_in, where_of
 from runtime.config.tags_schema import TAGS_FILE, build_tags, check_register_overlaps
 from runtime.config.yamlloc import load_file
 from runtime.tags import TagDB, TagDef
@@ -36,15 +36,8 @@ class Site:
 
     def where(self, *keys: Any) -> Where:
         """file:line and key path of a key under `site:` in tags.yaml, e.g. where("programs", 2)."""
-        where = Where(str(self.files.get("tags", "")), getattr(self.raw_settings, "line", 0), "site")
-        node = self.raw_settings
-        for key in keys:
-            where = where.child(key, node)
-            try:
-                node = node[key]
-            except (KeyError, IndexError, TypeError):
-                node = None
-        return where
+        root = Where(str(self.files.get("tags", "")), getattr(self.raw_settings, "line", 0), "site")
+        return where_in(self.raw_settings, root, *keys)
 
     @property
     def name(self) -> str:

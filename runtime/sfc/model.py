@@ -64,6 +64,7 @@ from runtime.config.schema import (
     scalar,
     string,
     tag_name,
+    where_in,
     where_of,
 )
 from runtime.config.yamlloc import load_file
@@ -227,16 +228,7 @@ def read_chart(path: Path | str, errors: Errors) -> ChartDecl | None:
     return decl if len(errors) == before else None
 
 
-def _at(raw: Any, root: Where, *keys: Any) -> Where:
-    """file:line and key path of a value inside the loaded document."""
-    where, node = root, raw
-    for key in keys:
-        where = where.child(key, node)
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            node = None
-    return where
+_at = where_in  # file:line and key path of a value inside the loaded chart document
 
 
 def _build(doc: dict[str, Any], raw: Any, root: Where) -> ChartDecl:
