@@ -1,7 +1,8 @@
 """soc: coulomb-counted state of charge and the health figures derived from it (seeds 003 and 004).
 
 The charge in Ah integrates ``bat.current`` (charge counted times ``par.charge_efficiency``, 0.98), clamped to
-0..``par.capacity_ah``. It is synced to full when the highest cell has reached ``par.soc_full_cell_v`` and
+0..``par.capacity_ah``. It is synced to full when the average cell (pack voltage / cells) has reached
+``par.soc_full_cell_v`` and
 the current has tapered to the full-charge tail (``par.full_current_c``, 0.05C) for ``par.soc_full_delay_s``
 (the end of a full charge), and to empty when the lowest cell reaches the empty voltage ``par.cell_v_min``.
 The retained tag ``soc.charge_ah`` is rewritten only when the charge moved by 0.25 % of the capacity (or at a
@@ -90,7 +91,12 @@ class Soc(FunctionBlock):
 
         cells_ok = ctx.ok("bat.cell_v_max") and ctx.ok("bat.cell_v_min")
         tail = ctx.staged("par.full_current_c") * capacity
-        at_full = (cells_ok and ctx.staged("bat.cell_v_max") >= ctx.staged("par.soc_full_cell_v")
+        # Full is judged on the pack's average cell, not the highest one: with a spread, one cell reaches the
+        # full voltage while the pack holds a lower monthly charge voltage at ~94 %, which is not full.
+        # 0.5 mV below the threshold counts: the sum of eight 3.45 V readings divides back to 3.4499999.
+        average_cell_v = ctx.staged("bat.voltage") / max(1, ctx.staged("par.cells_series"))
+        at_full = (cells_ok and ctx.ok("bat.voltage")
+                   and average_cell_v >= ctx.staged("par.soc_full_cell_v") - 0.0005
                    and -tail <= current <= tail)
         at_empty = cells_ok and ctx.staged("bat.cell_v_min") <= ctx.staged("par.cell_v_min") and current <= 0
         self.full_timer = self.full_timer + dt if at_full else 0.0

@@ -86,9 +86,11 @@ class Bench:
             self.db.set_quality(name, quality)
 
     def cells(self, *volts: float) -> None:
-        """Set the eight cells of bms1 (a single value for all, or one per cell)."""
+        """Set the eight cells of bms1 (a single value for all, or one per cell) and, as a real pack would
+        show, the pack voltage the BMS and the shunt measure: their sum."""
         values = volts * 8 if len(volts) == 1 else volts
         self.set({f"bms1.cell_{k + 1}": v for k, v in enumerate(values)})
+        self.set({"bms1.voltage": sum(values), "shunt.voltage": sum(values)})
 
     def step(self) -> None:
         if self.frozen is not None:

@@ -49,6 +49,15 @@ def test_sync_to_full_at_the_end_of_a_full_charge(bench_factory: Any) -> None:
     assert bench["soc.charge_ah"] == 320.0
 
 
+def test_a_high_cell_alone_is_not_a_full_pack(bench_factory: Any) -> None:
+    """A spread pack at the summer charge voltage (3.40 V/cell average) with one cell at 3.54 V is ~94 %."""
+    bench = soc_bench(bench_factory, soc_ah=300.0, period=1.0)
+    bench.cells(3.54, 3.38, 3.38, 3.38, 3.38, 3.38, 3.38, 3.38)
+    bench.set(shunt__current=2.0)  # tapered well below the 0.05C tail
+    bench.run(120)
+    assert bench["bat.soc"] < 95
+
+
 def test_sync_to_empty_at_the_empty_cell_voltage(bench_factory: Any) -> None:
     bench = soc_bench(bench_factory, soc_ah=60.0, period=1.0)
     bench.cells(3.0, 3.0, 3.0, 2.9, 3.0, 3.0, 3.0, 3.0)
