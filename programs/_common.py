@@ -1,4 +1,5 @@
-"""Small pieces the battery function blocks share: table interpolation, a two-level latch, a day number.
+"""Small pieces the battery function blocks share: table interpolation, a two-level latch, a day number, and
+the test that a group of tags holds readings.
 
 Not a program (the leading underscore keeps the loader from offering it as one).
 
@@ -9,9 +10,12 @@ very inputs latched for this scan, not the battery as it was one scan earlier. C
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from runtime.tags import Quality
 
 # date(1970, 1, 1).toordinal(): day numbers count from the Unix epoch, like the retained timestamps.
 _EPOCH_ORDINAL = 719163
@@ -44,3 +48,9 @@ def day_number(now: Any) -> int:
 
 def clamp(x: float, lo: float, hi: float) -> float:
     return lo if x < lo else (hi if x > hi else x)
+
+
+def readings(qualities: Sequence[Quality], values: Iterable[Any]) -> bool:
+    """Every tag is GOOD and a number (garbage decoded as NaN is no reading); ``values`` are taken only if all
+    are GOOD, and only up to the first that is not a number."""
+    return qualities.count(Quality.GOOD) == len(qualities) and all(map(math.isfinite, values))

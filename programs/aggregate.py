@@ -20,12 +20,15 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from runtime.program import FunctionBlock, ScanContext
+from programs._common import readings
+from runtime.program import FunctionBlock, ScanContext, TagGroup
 from runtime.tags import TagDB
 
 _UNIT = re.compile(r"^(bms\d+)\.(cell|temp)_(\d+)$")
 
 SHUNT = ("shunt.voltage", "shunt.current")  # optional: a site without a shunt declares neither
+OPTIONAL = ("voltage", "current", "soc", "capacity_ah", "charge_allowed", "discharge_allowed")
+FLAGS = (("charge_allowed", "bms.charge_allowed"), ("discharge_allowed", "bms.discharge_allowed"))
 # Written only while some source is GOOD; otherwise set BAD (a computed value must not look fresh).
 DERIVED = ("bat.voltage", "bat.current", "bat.power", "bat.cell_v_max", "bat.cell_v_min", "bat.temp_max",
            "bat.temp_min")
@@ -39,6 +42,12 @@ class BmsUnit:
     cells: list[str] = field(default_factory=list)
     temps: list[str] = field(default_factory=list)
     optional: dict[str, str] = field(default_factory=dict)  # short name -> tag: "current" -> bms1.current
+
+    def __post_init__(self) -> None:
+        # read every scan: one C call each instead of one lookup per tag
+        self.required_tags = TagGroup(self.required)
+        self.cell_tags = TagGroup(self.cells)
+        self.temp_tags = TagGroup(self.temps)
 
     @property
     def required(self) -> list[str]:
@@ -61,11 +70,9 @@ def find_units(db: TagDB) -> list[BmsUnit]:
             found.setdefault(prefix, {"cell": [], "temp": []})[kind].append((int(number), name))
     units = []
     for prefix in sorted(found, key=lambda p: int(p[3:])):
+        optional = {short: f"{prefix}.{short}" for short in OPTIONAL if f"{prefix}.{short}" in db.defs}
         unit = BmsUnit(prefix, [n for _, n in sorted(found[prefix]["cell"])],
-                       [n for _, n in sorted(found[prefix]["temp"])])
-        for short in ("voltage", "current", "soc", "capacity_ah", "charge_allowed", "discharge_allowed"):
-            if f"{prefix}.{short}" in db.defs:
-                unit.optional[short] = f"{prefix}.{short}"
+                       [n for _, n in sorted(found[prefix]["temp"])], optional)
         if unit.cells:
             units.append(unit)
     return units
@@ -91,11 +98,18 @@ class Aggregate(FunctionBlock):
         ctx.write("bms.count", len(self.units))
         ctx.write("bms.online", len(online))
         ctx.write("alarm.bms_missing", len(online) < len(self.units))
-        for flag in ("charge_allowed", "discharge_allowed"):  # all must allow, and some BMS must be there
-            ctx.write(f"bms.{flag}", bool(online) and all(self._flag(ctx, u, flag) for u in online))
+        values = ctx.values
+        for flag, tag in FLAGS:  # all must allow, and some BMS must be there
+            allowed = bool(online)
+            for unit in online:
+                flag_tag = unit.optional.get(flag)
+                if flag_tag is not None and not values[flag_tag]:
+                    allowed = False
+                    break
+            ctx.write(tag, allowed)
 
-        cells = [ctx[c] for u in online for c in u.cells]
-        temps = [ctx[t] for u in online for t in u.temps]
+        cells = [v for u in online for v in u.cell_tags.current(ctx)]
+        temps = [v for u in online for v in u.temp_tags.current(ctx)]
         self._write_or_bad(ctx, "bat.cell_v_max", max(cells) if cells else None)
         self._write_or_bad(ctx, "bat.cell_v_min", min(cells) if cells else None)
         self._write_or_bad(ctx, "bat.temp_max", max(temps) if temps else None)
@@ -114,12 +128,7 @@ class Aggregate(FunctionBlock):
     @staticmethod
     def _answers(ctx: ScanContext, unit: BmsUnit) -> bool:
         """Online: every cell, sensor and flag is a reading."""
-        return all(reading(ctx, name) for name in unit.required)
-
-    @staticmethod
-    def _flag(ctx: ScanContext, unit: BmsUnit, short: str) -> bool:
-        tag = unit.optional.get(short)
-        return True if tag is None else bool(ctx[tag])
+        return readings(unit.required_tags.quality(ctx), unit.required_tags.current(ctx))
 
     def _voltage(self, ctx: ScanContext, online: list[BmsUnit]) -> float | None:
         if self.shunt and reading(ctx, "shunt.voltage"):

@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import math
 
-from programs._common import latch
+from programs._common import latch, readings
 from programs.schedule import FORCE_CHARGE, HOLD, OFF
-from runtime.program import FunctionBlock, ScanContext
+from runtime.program import FunctionBlock, ScanContext, TagGroup
 
 BATTERY_INPUTS = ("bat.cell_v_max", "bat.cell_v_min", "bat.temp_max", "bat.temp_min", "bat.voltage",
                   "bat.current", "bms.charge_allowed", "bms.discharge_allowed")
@@ -48,9 +48,12 @@ FAN_CURRENT_RELEASE = 0.8  # the fan stops once the current is below 80 % of its
 CAUSES = ("cell_high", "cell_low", "temp_charge", "temp_discharge", "export", "input_bad")
 
 
-def usable(ctx: ScanContext, names: tuple[str, ...]) -> bool:
+BATTERY, GRID = TagGroup(BATTERY_INPUTS), TagGroup(GRID_INPUTS)
+
+
+def usable(ctx: ScanContext, inputs: TagGroup) -> bool:
     """GOOD and a real number: a NaN compares false with every limit and would trip nothing."""
-    return ctx.all_ok(names) and all(math.isfinite(ctx.staged(name)) for name in names)
+    return readings(inputs.quality(ctx), inputs.staged(ctx))
 
 
 def finite(value: float) -> float:
@@ -79,8 +82,8 @@ class Interlocks(FunctionBlock):
         self.fan = False
 
     def scan(self, ctx: ScanContext) -> None:
-        battery_ok = usable(ctx, BATTERY_INPUTS)
-        grid_ok = usable(ctx, GRID_INPUTS)
+        battery_ok = usable(ctx, BATTERY)
+        grid_ok = usable(ctx, GRID)
         was = dict(self.active)
         self.active["input_bad"] = not (battery_ok and grid_ok)
         if not self.inputs_seen:
@@ -109,9 +112,10 @@ class Interlocks(FunctionBlock):
         ctx.write("interlock.discharge_blocked", not discharge_ok)
         self._climate(ctx, battery_ok, wants_energy)
 
-        trips = sum(1 for cause in CAUSES if active[cause] and not was[cause])
-        if trips:
-            ctx.write("interlock.trips", ctx.staged("interlock.trips") + trips)
+        if active != was:  # something tripped or released in this scan
+            trips = sum(1 for cause in CAUSES if active[cause] and not was[cause])
+            if trips:
+                ctx.write("interlock.trips", ctx.staged("interlock.trips") + trips)
         ctx.write("alarm.input_bad", active["input_bad"])
         ctx.write("alarm.cell_high", active["cell_high"])
         ctx.write("alarm.cell_low", active["cell_low"])

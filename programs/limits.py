@@ -32,11 +32,12 @@ Against flapping (seed 003's other driver): a limit that falls takes effect at o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from programs._common import day_number, interp, latch
 from programs.aggregate import find_units
-from runtime.program import FunctionBlock, ScanContext
-from runtime.tags import TagDB
+from runtime.program import FunctionBlock, ScanContext, TagGroup
+from runtime.tags import Quality, TagDB
 
 MONTHS = tuple(f"par.cvl_month_{m}" for m in range(1, 13))
 
@@ -44,6 +45,14 @@ MONTHS = tuple(f"par.cvl_month_{m}" for m in range(1, 13))
 CHARGE_TEMP = ((0.0, 2.0, 5.0, 10.0, 40.0, 45.0, 50.0, 55.0), (0.0, 0.25, 0.5, 1.0, 1.0, 0.5, 0.25, 0.0))
 # Discharge derating: 10 K and 20 K inside the discharge temperature limits (-30 / 65 degC, seed 000).
 DISCHARGE_TEMP_OFFSETS = ((0.0, 10.0, 20.0), (0.0, 0.5, 1.0))
+
+
+@lru_cache(maxsize=8)  # the limits are parameters: built again only when an HMI changes one
+def discharge_temp_tables(t_low: float, t_high: float) -> tuple[tuple[list[float], tuple[float, ...]], ...]:
+    """The derating tables (temperatures, factors) at the cold and at the hot end of the discharge range."""
+    offsets, factors = DISCHARGE_TEMP_OFFSETS
+    return (([t_low + o for o in offsets], factors),
+            ([t_high - o for o in reversed(offsets)], tuple(reversed(factors))))
 
 
 @dataclass
@@ -88,6 +97,7 @@ class Limits(FunctionBlock):
 
     def start(self, db: TagDB) -> None:
         self.cells = [c for unit in find_units(db) for c in unit.cells]
+        self._cell_tags = TagGroup(self.cells)
         self.reads = frozenset(type(self).reads) | frozenset(self.cells)
 
     def scan(self, ctx: ScanContext) -> None:
@@ -101,7 +111,8 @@ class Limits(FunctionBlock):
         ctx.write("limits.cvl_cut_active", cut_active)
 
         ccl, dcl = self._currents(ctx) if cells_ok else (0.0, 0.0)
-        share = ctx.staged("bms.online") / ctx.staged("bms.count") if ctx.staged("bms.count") > 0 else 1.0
+        count = ctx.staged("bms.count")
+        share = ctx.staged("bms.online") / count if count > 0 else 1.0
         ctx.write("limits.ccl", self.ccl.update(ccl * share, ctx.t, ctx.dt, hold, current_rate))
         ctx.write("limits.dcl", self.dcl.update(dcl * share, ctx.t, ctx.dt, hold, current_rate))
         ctx.write("limits.discharge_latched", self.discharge_latched)
@@ -113,8 +124,9 @@ class Limits(FunctionBlock):
         cell_v = ctx.staged("par.balance_cell_v") if self._balancing(ctx, n, month_cell_v) else month_cell_v
         cvl = min(cell_v, ctx.staged("par.cell_v_charge_max")) * n
         cut = ctx.staged("par.cell_v_cut")
-        volts = [ctx.staged(c) for c in self.cells if ctx.ok(c)]
-        excess = sum(v - cut for v in volts if v > cut)
+        good = Quality.GOOD
+        qualities, volts = self._cell_tags.quality(ctx), self._cell_tags.staged(ctx)
+        excess = sum(v - cut for v, q in zip(volts, qualities, strict=True) if q is good and v > cut)
         if excess > 0 and ctx.ok("bat.voltage"):
             return max(0.0, min(cvl, ctx.staged("bat.voltage") - excess)), True
         return cvl, False
@@ -165,10 +177,8 @@ class Limits(FunctionBlock):
                                        vmin >= ctx.staged("par.cell_v_min_resume"))
         dcl = min(ctx.staged("par.dcl_max_c") * capacity, fuse)
         dcl *= interp(vmin, (v_empty, v_empty + 0.1, v_empty + 0.2), (0.0, 0.05, 1.0))
-        offsets, factors = DISCHARGE_TEMP_OFFSETS
-        t_low, t_high = ctx.staged("par.discharge_temp_min"), ctx.staged("par.discharge_temp_max")
-        dcl *= min(interp(tmin, [t_low + o for o in offsets], factors),
-                   interp(tmax, [t_high - o for o in reversed(offsets)], tuple(reversed(factors))))
+        cold, hot = discharge_temp_tables(ctx.staged("par.discharge_temp_min"), ctx.staged("par.discharge_temp_max"))
+        dcl *= min(interp(tmin, *cold), interp(tmax, *hot))
         if not ctx.staged("bms.discharge_allowed") or self.discharge_latched:
             dcl = 0.0
         return ccl, dcl

@@ -85,12 +85,12 @@ class Schedule(FunctionBlock):
         ctx.write("schedule.soc_floor", floor)
         ctx.write("schedule.discharge_allowed", mode == AUTO and not window and soc > floor)
 
-        ends = {tag: self._trusted_end(tag, ctx.staged(tag), time_s + ctx.staged(duration))
-                for tag, duration in INHIBITS}
-        inhibit_end = max(ends.values())
+        unload_end, load_end, cmd_end = (self._trusted_end(tag, ctx.staged(tag), time_s + ctx.staged(duration))
+                                         for tag, duration in INHIBITS)
+        inhibit_end = max(unload_end, load_end, cmd_end)
         ctx.write("keep.inhibited", time_s < inhibit_end)
         ctx.write("keep.inhibit_left_s", max(0.0, inhibit_end - time_s))
-        ctx.write("schedule.battery_off_hold", time_s < ends["keep.inhibit_cmd_until"])
+        ctx.write("schedule.battery_off_hold", time_s < cmd_end)
 
     def _trusted_end(self, tag: str, stored: float, latest: float) -> float:
         """An inhibit end, cut to now + its duration when first seen (a clock set back is not trusted)."""

@@ -92,6 +92,8 @@ class Samples:
 
 @dataclass
 class _Fault:
+    flag_tag: str  # prog.<name>.fault
+    count_tag: str  # prog.<name>.faults
     count: int = 0
     active: bool = False
 
@@ -134,9 +136,8 @@ class Scan:
             db.ensure(tag)
         db.values["scan.period"] = period
         for program in self._all_programs():
-            for tag in fault_tags(program.name):
-                db.ensure(tag)
-            self._faults[program.name] = _Fault()
+            flag, count = fault_tags(program.name)
+            self._faults[program.name] = _Fault(db.ensure(flag).name, db.ensure(count).name)
 
     def _all_programs(self) -> list[Program]:
         return self.programs + ([self.interlocks] if self.interlocks else [])
@@ -240,12 +241,12 @@ class Scan:
                 log.exception("program %s raised; its outputs go to their safe values", program.name)
             fault.active = True
             self._make_safe(program.writes)
-            self.db.values[f"prog.{program.name}.faults"] = fault.count
+            self.db.values[fault.count_tag] = fault.count
         else:
             if fault.active:
                 log.warning("program %s runs again after %d faulty scan(s)", program.name, fault.count)
                 fault.active = False
-        self.db.values[f"prog.{program.name}.fault"] = fault.active
+        self.db.values[fault.flag_tag] = fault.active
 
     def _make_safe(self, names: Iterable[str]) -> None:
         defs, staged = self.db.defs, self.db.staged

@@ -30,9 +30,9 @@ In-process use (the plant simulator, ``battplc sim``): no asyncio, no sockets, t
   list[int | bool]`` and ``write(unit, table, address, values)`` over a register bank:
   ``poller.poll() -> {tag: value}`` reads and decodes every block inline (an exception from ``read``
   propagates); ``poller.commit(outputs)`` encodes and writes those outputs that belong to this device.
-- ``InlinePort(pollers)`` (this file): a scan Port that polls each poller inline at its device's poll period
-  during the latch phase, with the same qualities as the threaded manager (GOOD, BAD on a failed poll,
-  STALE after ``stale_after``), and commits changed outputs inline.
+- ``InlinePort(pollers, epoch=0.0)`` (this file): a scan Port that polls each poller inline at its device's
+  poll period during the latch phase, with the same qualities as the threaded manager (GOOD, BAD on a failed
+  poll, STALE after ``stale_after``) and the same device health tags, and commits changed outputs inline.
 - ``runtime.drivers.vedirect.VEDirectParser``: ``parser.feed(data) -> [Frame]`` splits a VE.Direct text
   byte stream into frames (``frame.fields``: label -> text, ``frame.ok``: checksum valid);
   ``VEDirectDevice(config).decode(frame) -> {tag: value}`` maps fields to tags; ``encode_frame(fields)``
@@ -256,44 +256,121 @@ class Poller(Protocol):
     def commit(self, outputs: Mapping[str, Any]) -> None: ...
 
 
+class _InlineDevice:
+    """One poller of an ``InlinePort``: its tags, schedule, freshness and health, worked out once."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+        self.config = config = poller.config
+        self.period = config.poll
+        self.stale_after = config.stale_after
+        self.tags = tuple(p.tag for p in config.inputs)
+        self.tag_set = frozenset(self.tags)
+        self.all_good = dict.fromkeys(self.tags, Quality.GOOD)
+        self.due = float("-inf")
+        self.fresh: float | None = None  # time of the last poll that delivered something
+        self.failures = 0
+        self.up = False
+        self.errors = 0
+        self.by_kind = dict.fromkeys(ERROR_KINDS, 0)
+        prefix = f"dev.{config.name}."
+        self.up_tag, self.errors_tag, self.last_good_tag = prefix + "up", prefix + "errors", prefix + "last_good"
+        self.kind_tags = {kind: f"{prefix}errors_{kind}" for kind in ERROR_KINDS}
+        self.publish_health = False  # the database declares the health tags (an io_map was loaded into it)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The health counter an inline poll that raised counts on (the simulated devices raise these)."""
+    if isinstance(exc, TimeoutError):
+        return TIMEOUT
+    if isinstance(exc, OSError):
+        return REFUSED
+    if isinstance(exc, ValueError):  # DecodeError, a VE.Direct block that did not check out
+        return DECODE
+    return EXCEPTION
+
+
 class InlinePort:
     """A scan Port over pollers, polled in the latch phase itself: for simulation on SimClock, no threads.
 
     Qualities follow the threaded manager: a good poll sets its tags GOOD, a poll that raises sets the
-    device's inputs BAD (values kept), and GOOD inputs go STALE after the device's ``stale_after``.
+    device's inputs BAD (values kept), and GOOD inputs go STALE after the device's ``stale_after``. The
+    device health tags (``dev.<name>.up``, ``.errors``, ``.errors_<kind>``, ``.last_good``) follow the
+    drivers' ``Health`` too, where the database declares them; ``epoch`` is the wall time (seconds since the
+    epoch) at monotonic time 0, for ``last_good``.
     """
 
-    def __init__(self, pollers: Iterable[Poller]) -> None:
+    def __init__(self, pollers: Iterable[Poller], epoch: float = 0.0) -> None:
         self.pollers = list(pollers)
-        self._due = [float("-inf")] * len(self.pollers)
-        self._fresh: list[float | None] = [None] * len(self.pollers)
-        self.failures: dict[str, int] = {p.config.name: 0 for p in self.pollers}
+        self.epoch = epoch
+        self._devices = [_InlineDevice(p) for p in self.pollers]
+        self._outputs = frozenset(point.tag for p in self.pollers for point in p.config.outputs)
+        self._db: TagDB | None = None  # the database the health flags were worked out for
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """Polls that raised, per device."""
+        return {device.config.name: device.failures for device in self._devices}
 
     def latch(self, db: TagDB, now: float) -> None:
-        quality = db.quality
-        for i, poller in enumerate(self.pollers):
-            config = poller.config
-            tags = [p.tag for p in config.inputs]
-            if now >= self._due[i]:
-                self._due[i] = now + config.poll
-                try:
-                    values = poller.poll()
-                except Exception:
-                    self.failures[config.name] += 1
-                    values = {}
-                for tag in tags:
-                    if tag in values:
-                        db.set_input(tag, values[tag], Quality.GOOD, now)
-                    else:
-                        quality[tag] = Quality.BAD
-                if values:
-                    self._fresh[i] = now
-            fresh = self._fresh[i]
-            if fresh is not None and now - fresh > config.stale_after:
-                for tag in tags:
+        if db is not self._db:
+            self._db = db
+            for device in self._devices:
+                device.publish_health = all(tag.name in db.defs for tag in health_tags(device.config.name))
+        for device in self._devices:
+            if now >= device.due:
+                device.due = now + device.period
+                self._poll(device, db, now)
+            fresh = device.fresh
+            if fresh is not None and now - fresh > device.stale_after:
+                quality = db.quality
+                for tag in device.tags:
                     if quality[tag] is Quality.GOOD:
                         quality[tag] = Quality.STALE
 
+    def _poll(self, device: _InlineDevice, db: TagDB, now: float) -> None:
+        try:
+            read = device.poller.poll()
+        except Exception as exc:
+            device.failures += 1
+            self._partial(device, db, {}, error_kind(exc), now)
+            return
+        if read.keys() != device.tag_set:
+            self._partial(device, db, read, DECODE, now)  # some point was not representable
+            return
+        # the common case, every tag read: dict-level updates (this runs for every device every poll)
+        db.values.update(read)
+        db.quality.update(device.all_good)
+        db.stamp.update(dict.fromkeys(device.tags, now))
+        if read:
+            device.fresh = now
+        if device.publish_health:
+            db.values[device.last_good_tag] = self.epoch + now
+            if not device.up:
+                device.up = True
+                db.values[device.up_tag] = True
+
+    def _partial(self, device: _InlineDevice, db: TagDB, read: Mapping[str, Any], failure: str, now: float) -> None:
+        """A poll that raised (nothing read) or left tags out: those tags go BAD, keeping their values."""
+        quality = db.quality
+        for tag in device.tags:
+            if tag in read:
+                db.set_input(tag, read[tag], Quality.GOOD, now)
+            else:
+                quality[tag] = Quality.BAD
+        if read:
+            device.fresh = now
+        if device.publish_health:  # what Health.fail publishes
+            values = db.values
+            device.errors += 1
+            device.by_kind[failure] += 1
+            values[device.errors_tag] = device.errors
+            values[device.kind_tags[failure]] = device.by_kind[failure]
+            device.up = False
+            values[device.up_tag] = False
+
     def commit(self, changed: Mapping[str, Any], db: TagDB) -> None:
+        if changed.keys().isdisjoint(self._outputs):  # most scans change no device output
+            return
         for poller in self.pollers:
             poller.commit(changed)

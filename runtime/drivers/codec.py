@@ -8,6 +8,8 @@ all share one implementation:
   discrete inputs) share one request, never longer than 125 registers or 2000 bits (the Modbus limits).
 - ``decode_point`` turns the registers of a point into its engineering value (data type, word order, bit,
   scale, offset); ``encode_output`` does the reverse for an output (scale/offset or a lookup table).
+- ``BlockDecoder`` does what ``decode_point`` does for every point of a read block at once, compiled when the
+  device is built: one ``struct`` unpack of the block and one pass over its points (the drivers' hot path).
 
 Registers are 16-bit unsigned ints, big-endian inside a register as Modbus defines; ``word_order`` only
 decides which register of a 32-bit value comes first ("big": high word first, the common case).
@@ -18,7 +20,7 @@ from __future__ import annotations
 import bisect
 import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +168,135 @@ def decode_point(point: InputPoint, block: ReadBlock, data: Sequence[Any]) -> An
     if point.scale == 1.0 and point.offset == 0.0:
         return raw
     return raw * point.scale + point.offset
+
+
+# ---- decoding a whole block -------------------------------------------------------------------------------
+
+_STRUCT_CODE = {"uint16": "H", "int16": "h", "uint32": "I", "int32": "i", "float32": "f", "bit": "H"}
+
+# Where a point's raw number sits in the block's bytes: (in the word-reversed copy, byte offset, struct code).
+_Field = tuple[bool, int, str]
+
+
+class _Layer:
+    """One struct format over the block's bytes: fields in address order, pad bytes between them."""
+
+    def __init__(self, reverse: bool) -> None:
+        self.reverse = reverse
+        self.end = 0  # byte offset after the last field
+        self.format = ">"
+        self.fields: list[_Field] = []
+
+    def add(self, place: _Field) -> None:
+        _, offset, code = place
+        gap = offset - self.end
+        self.format += f"{gap}x{code}" if gap else code
+        self.end = offset + struct.calcsize(">" + code)
+        self.fields.append(place)
+
+
+def _layers(places: Iterable[_Field]) -> list[_Layer]:
+    """As few formats as hold every field: a field that overlaps the previous one (a flag inside a 32-bit
+    value, two types at one address) opens another layer, read from the same bytes."""
+    layers: list[_Layer] = []
+    for place in sorted(set(places)):
+        reverse, offset, _ = place
+        layer = next((lay for lay in layers if lay.reverse == reverse and lay.end <= offset), None)
+        if layer is None:
+            layer = _Layer(reverse)
+            layers.append(layer)
+        layer.add(place)
+    return layers
+
+
+class BlockDecoder:
+    """One read block compiled once: ``decode(data)`` is ``decode_point`` and the tag's coercion for every
+    point, in one ``struct`` unpack and one pass.
+
+    The registers are packed into bytes as they travel on the wire (big-endian words), and one format reads
+    every point's raw number out of them, with pad bytes over the gaps. A 32-bit point of little word order
+    reads from the words packed in reverse order, where its high word comes first. Each point is then
+    (tag, field index, bit, scale, offset, coerce). Coils and discrete inputs need no unpacking.
+    """
+
+    def __init__(self, block: ReadBlock, coercers: Mapping[str, Callable[[Any], Any]] | None = None) -> None:
+        self.block = block
+        coercers = coercers or {}
+        self._count = block.count
+        self._bits = block.table in BIT_TABLES
+        self._pack = struct.Struct(f">{block.count}H").pack
+        places = [self._place(point) for point in block.points]
+        layers = [] if self._bits else _layers(places)
+        self._unpackers = [(struct.Struct(layer.format).unpack_from, layer.reverse) for layer in layers]
+        self._reverse = any(layer.reverse for layer in layers)
+        self._last_data: list[Any] | None = None  # the words of the last decode, and what they gave
+        self._last_values: dict[str, Any] = {}
+        index = {place: i for i, place in enumerate(p for layer in layers for p in layer.fields)}
+        self._points: list[tuple[str, int, int | None, float | None, float, Callable[[Any], Any] | None]] = []
+        for point, place in zip(block.points, places, strict=True):
+            if self._bits:  # a coil or discrete input: the bit itself, no scale
+                self._points.append((point.tag, place[1], None, None, 0.0, coercers.get(point.tag)))
+                continue
+            bit = (point.bit or 0) if point.type == "bit" else None
+            scale = None if point.scale == 1.0 and point.offset == 0.0 else point.scale
+            self._points.append((point.tag, index[place], bit, scale, point.offset, coercers.get(point.tag)))
+
+    def _place(self, point: InputPoint) -> _Field:
+        """Where the point's raw number sits; for coils and discrete inputs (bit tables) its bit index."""
+        index = point.address - self.block.address
+        if self._bits:
+            return (False, index, "")
+        if point.width == 2 and point.word_order != "big":
+            return (True, 2 * (self._count - index - 2), _STRUCT_CODE[point.type])
+        return (False, 2 * index, _STRUCT_CODE[point.type])
+
+    def _fields(self, data: Sequence[Any]) -> Sequence[Any]:
+        """The raw number of every field, in layer order (the bits themselves for a bit table)."""
+        if self._bits:
+            return [bool(bit) for bit in data[:self._count]]
+        words = data if len(data) == self._count else data[:self._count]
+        try:
+            packed = self._pack(*words)
+            reverse = self._pack(*reversed(words)) if self._reverse else b""
+        except struct.error as exc:
+            raise DecodeError(f"register value out of range ({self.block.table} {self.block.address}..): "
+                              f"{exc}") from None
+        fields: tuple[Any, ...] = ()
+        for unpack, reversed_words in self._unpackers:
+            fields += unpack(reverse if reversed_words else packed)
+        return fields
+
+    def decode(self, data: Sequence[Any]) -> dict[str, Any]:
+        """{tag: value} of the block's points; a point that is not representable (NaN, bad enum) is left out."""
+        return dict(self.shared(data))
+
+    def shared(self, data: Sequence[Any]) -> Mapping[str, Any]:
+        """``decode`` without the copy, for a caller that only reads the result (before the next decode)."""
+        if len(data) < self._count:
+            check_length(self.block, data)
+        # Most polls read what the last one did (cell voltages in mV, setpoints, flags): the same words decode
+        # to the same values, so a repeat costs one comparison.
+        if data != self._last_data:
+            self._last_values = self._decode(data)
+            self._last_data = list(data)
+        return self._last_values
+
+    def _decode(self, data: Sequence[Any]) -> dict[str, Any]:
+        fields = self._fields(data)
+        out: dict[str, Any] = {}
+        for tag, index, bit, scale, offset, coerce in self._points:
+            raw = fields[index]
+            if bit is not None:
+                value = bool((raw >> bit) & 1)
+            elif isinstance(raw, float) and not math.isfinite(raw):
+                continue  # a float32 register holding NaN or infinity: no value
+            else:
+                value = raw if scale is None else raw * scale + offset
+            try:
+                out[tag] = value if coerce is None else coerce(value)
+            except (TypeError, ValueError):
+                continue  # not representable in the tag's type (an enum code out of range, ...)
+        return out
 
 
 def check_length(block: ReadBlock, data: Sequence[Any]) -> None:

@@ -40,12 +40,11 @@ from runtime.drivers.base import (
 )
 from runtime.drivers.codec import (
     BIT_TABLES,
+    BlockDecoder,
     DecodeError,
     OutputPoint,
     ReadBlock,
     Write,
-    check_length,
-    decode_point,
     encode_output,
     plan_reads,
 )
@@ -66,23 +65,24 @@ class Device:
         self.unit = config.unit
         self.defs = defs or {}
         self.plan: list[ReadBlock] = plan_reads(config.inputs, config.unit, config.max_gap)
+        # Each block of the plan compiled once (by the block's identity: the plan never changes).
+        self._coercers = {p.tag: self.defs[p.tag].number_coercer for p in config.inputs if p.tag in self.defs}
+        self._decoders = {id(block): BlockDecoder(block, self._coercers) for block in self.plan}
         self.outputs: dict[str, list[OutputPoint]] = {}
         for point in config.outputs:
             self.outputs.setdefault(point.tag, []).append(point)
 
     def decode(self, block: ReadBlock, data: Sequence[Any]) -> dict[str, Any]:
-        """{tag: value} of the block's points; a point that is not representable (NaN, bad enum) is left out."""
-        check_length(block, data)
-        out: dict[str, Any] = {}
-        defs = self.defs
-        for point in block.points:
-            try:
-                value = decode_point(point, block, data)
-                tag = defs.get(point.tag)
-                out[point.tag] = tag.coerce(value) if tag is not None else value
-            except (DecodeError, TypeError, ValueError):
-                continue
-        return out
+        """{tag: value} of the block's points; a point that is not representable (NaN, bad enum) is left out.
+
+        Raises DecodeError for a short block or a register value that is not a 16-bit word."""
+        return self.decoder(block).decode(data)
+
+    def decoder(self, block: ReadBlock) -> BlockDecoder:
+        decoder = self._decoders.get(id(block))
+        if decoder is None or decoder.block is not block:  # a block of someone else's plan
+            decoder = BlockDecoder(block, self._coercers)
+        return decoder
 
     def encode(self, tag: str, value: Any) -> list[Write]:
         """The writes that put ``value`` into every output point of ``tag`` (none if not an output here)."""
@@ -110,20 +110,23 @@ class SyncPoller:
         self.config = device.config
         self.read = read
         self.write = write
+        self._blocks = [(block, device.decoder(block)) for block in device.plan]
 
     def poll(self) -> dict[str, Any]:
         """Read and decode every block; an exception raised by ``read`` propagates."""
         out: dict[str, Any] = {}
-        for block in self.device.plan:
-            data = self.read(block.unit, block.table, block.address, block.count)
-            out.update(self.device.decode(block, data))
+        read = self.read
+        for block, decoder in self._blocks:
+            out.update(decoder.shared(read(block.unit, block.table, block.address, block.count)))
         return out
 
     def commit(self, outputs: Mapping[str, Any]) -> None:
         """Write those ``outputs`` that belong to this device."""
+        mine = self.device.outputs
         for tag, value in outputs.items():
-            for request in self.device.encode(tag, value):
-                self.write(request.unit, request.table, request.address, list(request.values))
+            if tag in mine:  # the scan hands every changed tag to every device
+                for request in self.device.encode(tag, value):
+                    self.write(request.unit, request.table, request.address, list(request.values))
 
 
 # ---- the asyncio driver ------------------------------------------------------------------------------------
@@ -269,7 +272,7 @@ class ModbusLink(Link):
                 return
             try:
                 data = await self._request(polled, _reader(self._client(), block), bits=block.table in BIT_TABLES)
-                check_length(block, data)
+                values = polled.device.decode(block, data)
             except DecodeError as exc:
                 polled.health.fail(DECODE, str(exc))
                 self._publish_bad(polled, index, index + 1)
@@ -283,7 +286,6 @@ class ModbusLink(Link):
                     return
                 self._publish_bad(polled, index, index + 1)
                 continue
-            values = polled.device.decode(block, data)
             self.ctx.sink.publish((config.name, index), values, self.ctx.monotonic())
             if len(values) < len(block.points):
                 missing = sorted(set(block.tags) - set(values))

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,11 @@ GAP = 0.5  # s of silence inside a block that means it was cut off (a block stre
 _MAX_LABEL, _MAX_VALUE, _MAX_FIELDS = 16, 64, 64  # beyond these the stream is garbage, not VE.Direct
 
 _WAIT, _KEY, _VALUE, _CHECKSUM, _HEX = range(5)
+# One field as the byte machine takes it: label (no tab, CR or ':'), tab, value (no CR or ':'), then what it
+# skips up to the next LF. A whole block: what precedes its first LF, its fields, the Checksum field and byte.
+_FIELD_TEXT = rb"([^\t\r:]{0,16})\t([^\r:]{0,64})\r[^\n:]*\n"
+_FIELD = re.compile(_FIELD_TEXT)
+_BLOCK = re.compile(rb"[^\n:]*\n((?:" + _FIELD_TEXT.replace(b"(", b"(?:") + rb")*?)Checksum\t.", re.DOTALL)
 
 
 @dataclass
@@ -86,11 +92,39 @@ class VEDirectParser:
 
     def feed(self, data: bytes) -> list[Frame]:
         frames: list[Frame] = []
-        for byte in data:
-            frame = self._byte(byte)
+        position, end = 0, len(data)
+        while position < end:
+            if self._state == _WAIT and not self._dirty:  # between blocks: is a whole, well-formed one next?
+                block = _BLOCK.match(data, position)
+                if block is not None:
+                    frame = self._whole_block(block)
+                    if frame is not None:
+                        frames.append(frame)
+                        position = block.end()
+                        continue
+            position = self._bytes(data, position, end, frames)
+        return frames
+
+    def _bytes(self, data: bytes, position: int, end: int, frames: list[Frame]) -> int:
+        """Byte by byte until a frame ends (a whole block may come next) or the data does; where it stopped."""
+        for index in range(position, end):
+            frame = self._byte(data[index])
             if frame is not None:
                 frames.append(frame)
-        return frames
+                return index + 1
+        return end
+
+    def _whole_block(self, block: re.Match[bytes]) -> Frame | None:
+        """The frame of a complete block the byte machine would accept field by field, parsed in one go: the
+        regular expression admits only what ``_byte`` takes as fields (no HEX, nothing abandoned, ended by
+        its Checksum field), so the fields and the sum come out the same. None when it has too many fields
+        (the byte machine abandons it)."""
+        fields = _FIELD.findall(block.group(1))
+        if len(fields) > _MAX_FIELDS:
+            return None
+        self._sum = (self._sum + sum(block.group(0))) & 0xFF
+        self._fields = {label.decode("latin-1"): value.decode("latin-1") for label, value in fields}
+        return self._finish()
 
     def _byte(self, byte: int) -> Frame | None:  # noqa: C901 - one small state machine reads best in one place
         state = self._state
@@ -167,31 +201,53 @@ class VEDirectDevice:
         self.by_field: dict[str, list[InputPoint]] = {}
         for point in config.inputs:
             self.by_field.setdefault(point.field, []).append(point)
+        # label -> (tag, text -> value) of its points, made once: a device sends a block every second
+        self._conversions = {label: [(p.tag, self.conversion(p)) for p in points]
+                             for label, points in self.by_field.items()}
+        # label -> (text, its values) of the last block: most fields read as they did a second ago
+        self._last: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
 
-    def convert(self, point: InputPoint, text: str) -> Any:
-        """The tag value for a field's text; raises ValueError when the text is not a value (e.g. '---')."""
+    def conversion(self, point: InputPoint) -> Callable[[str], Any]:
+        """text -> tag value for a point's field; it raises ValueError when the text is not a value ('---')."""
+        tag = self.defs.get(point.tag)
+        coerce = tag.number_coercer if tag is not None else None
         if point.field in ONOFF_FIELDS:
-            word = text.strip().upper()
-            if word not in ("ON", "OFF"):
-                raise ValueError(f"{point.field}: expected ON or OFF, got {text!r}")
-            value: Any = word == "ON"
-        else:
-            value = int(text.strip()) * point.scale + point.offset
+            def on_off(text: str) -> Any:
+                word = text.strip().upper()
+                if word not in ("ON", "OFF"):
+                    raise ValueError(f"{point.field}: expected ON or OFF, got {text!r}")
+                return word == "ON" if coerce is None else coerce(word == "ON")
+            return on_off
+        scale, offset = point.scale, point.offset
+
+        def number(text: str) -> Any:
+            value = int(text.strip()) * scale + offset
             if not math.isfinite(value):
                 raise ValueError(f"{point.field}: {text!r} is not a number")
-        tag = self.defs.get(point.tag)
-        return tag.coerce(value) if tag is not None else value
+            return value if coerce is None else coerce(value)
+        return number
 
     def decode(self, frame: Frame) -> dict[str, Any]:
         """{tag: value} for every mapped field in the frame whose text is a valid value."""
         out: dict[str, Any] = {}
+        conversions, last = self._conversions, self._last
         for label, text in frame.fields.items():
-            for point in self.by_field.get(label, ()):
-                try:
-                    out[point.tag] = self.convert(point, text)
-                except (TypeError, ValueError):
-                    continue
+            if label not in conversions:
+                continue
+            seen = last.get(label)
+            if seen is None or seen[0] != text:  # the same text converts to the same values
+                seen = last[label] = (text, self._convert(label, text))
+            out.update(seen[1])
         return out
+
+    def _convert(self, label: str, text: str) -> list[tuple[str, Any]]:
+        values = []
+        for tag, convert in self._conversions[label]:
+            try:
+                values.append((tag, convert(text)))
+            except (TypeError, ValueError):
+                continue
+        return values
 
 
 class VEDirectLink(Link):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from runtime.clock import SimClock
-from runtime.program import Program, ScanContext
+from runtime.program import Program, ScanContext, TagGroup
 from runtime.scan import Scan
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
@@ -217,3 +217,29 @@ def test_image_commit_reports_changes_only() -> None:
     db.stage("b", True)
     assert db.commit(1.0) == {"b": True}
     assert db["b"] is True
+
+
+def test_staged_reads_see_earlier_writes_and_fall_back_to_the_image() -> None:
+    db = TagDB.from_defs([TagDef("a", TagType.FLOAT, default=1.0), TagDef("b", TagType.FLOAT, default=2.0),
+                          TagDef("c", TagType.FLOAT, default=3.0)])
+    ctx = ScanContext(db)
+    group = TagGroup(("a", "b", "c"))
+    assert (ctx.staged("a"), group.staged(ctx)) == (1.0, (1.0, 2.0, 3.0))
+    db.stage("b", 20.0)
+    assert ctx.staged("b") == 20.0 and db.staged_value("b") == 20.0 and "a" not in db.staged
+    assert group.staged(ctx) == (1.0, 20.0, 3.0) and group.current(ctx) == (1.0, 2.0, 3.0)
+    db.quality["c"] = Quality.BAD
+    assert group.quality(ctx) == (Quality.GOOD, Quality.GOOD, Quality.BAD)
+    assert TagGroup(("b",)).staged(ctx) == (20.0,) and TagGroup(()).current(ctx) == ()
+    with pytest.raises(KeyError):
+        ctx.staged("nowhere")
+    db.commit(1.0)
+    assert ctx.staged("b") == 20.0 and not db.staged
+
+
+def test_commit_counts_nan_and_a_bad_quality_as_changes() -> None:
+    db = TagDB.from_defs([TagDef("x", TagType.FLOAT), TagDef("y", TagType.FLOAT)])
+    db.quality["y"] = Quality.BAD
+    db.stage("x", float("nan"))
+    db.stage("y", 0.0)  # the same value, but it becomes GOOD
+    assert set(db.commit(2.0)) == {"x", "y"} and db.quality["y"] is Quality.GOOD and db.stamp["y"] == 2.0

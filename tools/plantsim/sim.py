@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -115,7 +116,8 @@ class PlantPort:
 
     def __init__(self, plant: Plant, devices: PlantDevices, db: TagDB, scenario: Scenario) -> None:
         self.plant = plant
-        self.inline = InlinePort(devices.pollers(db.defs))
+        # the SimClock starts at the scenario's start, monotonic 0: last_good stamps in the site's wall time
+        self.inline = InlinePort(devices.pollers(db.defs), epoch=scenario.start.timestamp())
         self.scenario = scenario
         self.pinned: dict[str, float] = {}  # plant inputs fixed by `plant:` events
         self.plant_s = 0.0
@@ -223,20 +225,22 @@ class Simulation:
         self.scada = ScadaWrites(self.db)
         self.scan.ports.extend([self.port, self.scada])
         self.charts = chart_step_tags(self.db)
-        self.trace = Trace(self._columns())
-        # per trace column: (tag name, plant measure or None, tag definition or None when not declared)
-        self._samplers = [(name, PLANT_COLUMNS.get(name), self.db.defs.get(name)) for name in self.trace.columns[1:]]
+        self._tag_columns = self._traced_tags()
+        self.trace = Trace(["time", *self._tag_columns, *PLANT_COLUMNS])
+        # trace columns of declared tags that are not floats, by index in a row: written as text (enum names)
+        defs = self.db.defs
+        self._formatted = [(1 + i, defs[name]) for i, name in enumerate(self._tag_columns)
+                           if name in defs and defs[name].type != "float"]
         self.wall_s = 0.0
         self.cpu_s = 0.0  # CPU time of this process over the run: the wall time of a machine with a free core
         self.scan_s = 0.0  # wall time inside scan.step(), plant and devices included
-        self.step_counts: dict[str, dict[Any, int]] = {chart: {} for chart in self.charts}
         self.switches = [n for n in SWITCHES if n in self.db.defs]
-        self.on_counts = dict.fromkeys(self.switches, 0)
+        self.tally = Tally([*self.charts.values(), *self.switches])
         self.checks = CheckRunner(scenario.checks)
 
-    def _columns(self) -> list[str]:
+    def _traced_tags(self) -> list[str]:
         params = sorted(n for n in self.db.defs if n.startswith("par."))
-        return ["time", *PUBLIC_TAGS, *self.charts.values(), *params, *PLANT_COLUMNS]
+        return [*PUBLIC_TAGS, *self.charts.values(), *params]
 
     # ---- running ----------------------------------------------------------------------------------------
 
@@ -248,9 +252,8 @@ class Simulation:
         events = list(self.events)
         ends: list[tuple[float, str]] = []  # (time, device) of faults to clear
         bar = Progress(self.duration) if progress else None
-        charts = [(self.step_counts[c], tag) for c, tag in self.charts.items()]
         values = self.db.values
-        switches, on, checks = self.switches, self.on_counts, self.checks
+        tally, checks = self.tally, self.checks
         perf_counter = time.perf_counter
         scan_s = 0.0
         cpu_start = time.process_time()
@@ -266,12 +269,7 @@ class Simulation:
                 began = perf_counter()
                 scan.step()
                 scan_s += perf_counter() - began
-                for counts, tag in charts:
-                    step = values[tag]
-                    counts[step] = counts.get(step, 0) + 1
-                for name in switches:
-                    if values[name]:
-                        on[name] += 1
+                tally.count(values)
                 if checks.due(t):
                     checks.evaluate(t, values)
                 if k % trace_every == 0:
@@ -287,6 +285,16 @@ class Simulation:
         if bar is not None:
             bar.update(self.duration, wall_start, final=True)
         return self.summary()
+
+    @property
+    def step_counts(self) -> dict[str, dict[Any, int]]:
+        """chart -> {step code: scans spent in it}."""
+        return {chart: self.tally.counts(tag) for chart, tag in self.charts.items()}
+
+    @property
+    def on_counts(self) -> dict[str, int]:
+        """switched output -> scans it was on."""
+        return {name: sum(n for value, n in self.tally.counts(name).items() if value) for name in self.switches}
 
     def _apply(self, event: Event, t: float) -> list[tuple[float, str]]:
         if event.kind == "write":
@@ -311,16 +319,11 @@ class Simulation:
         return keep
 
     def _sample(self, t: float) -> None:
-        values, plant = self.db.values, self.plant
-        row: list[Any] = [t]
-        for name, measure, tag in self._samplers:
-            if measure is not None:
-                row.append(measure(plant))
-            elif tag is None:
-                row.append(None)
-            else:
-                value = values[name]
-                row.append(value if tag.type == "float" else tag.format(value))
+        row: list[Any] = [t, *map(self.db.values.get, self._tag_columns)]  # None for a tag the site lacks
+        for index, tag in self._formatted:
+            row[index] = tag.format(row[index])
+        plant = self.plant
+        row += [measure(plant) for measure in PLANT_COLUMNS.values()]
         self.trace.rows.append(row)
 
     # ---- results ----------------------------------------------------------------------------------------
@@ -377,6 +380,28 @@ class Simulation:
         return {"plant": round(plant / scans * 1e6, 1), "devices": round(devices / scans * 1e6, 1),
                 "controller": round(controller / scans * 1e6, 1),
                 "sim_loop": round((self.wall_s - self.scan_s) / scans * 1e6, 1)}
+
+
+class Tally:
+    """Scans counted per value of a few tags (chart steps, switched outputs), in one fetch and one dict update
+    per scan: the scans are counted by the combination of the values, which changes rarely."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self._fetch = itemgetter(*names) if len(names) > 1 else (lambda values: tuple(values[n] for n in names))
+        self._combinations: dict[Any, int] = {}
+
+    def count(self, values: Mapping[str, Any]) -> None:
+        combination = self._fetch(values)
+        self._combinations[combination] = self._combinations.get(combination, 0) + 1
+
+    def counts(self, name: str) -> dict[Any, int]:
+        """value of ``name`` -> scans it had that value."""
+        index = self.names.index(name)
+        out: dict[Any, int] = {}
+        for combination, n in self._combinations.items():
+            out[combination[index]] = out.get(combination[index], 0) + n
+        return out
 
 
 class CheckRunner:

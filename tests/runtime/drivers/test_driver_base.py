@@ -8,11 +8,12 @@ import pytest
 from driver_helpers import DT, FIXTURES, fixture_db, holding_image, load_map, regs
 
 from runtime.clock import SimClock
-from runtime.drivers.base import Backoff, Health, InlinePort, LinkContext
+from runtime.drivers.base import Backoff, DeviceConfig, Health, InlinePort, LinkContext, health_tags
+from runtime.drivers.codec import DecodeError, InputPoint
 from runtime.drivers.modbus import Device, SyncPoller
 from runtime.program import FunctionBlock, ScanContext
 from runtime.scan import Scan
-from runtime.tags import Quality
+from runtime.tags import Quality, TagDB, TagDef, TagType
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets() -> None:
@@ -92,3 +93,50 @@ def test_inline_port_polls_and_commits_without_threads_or_sockets() -> None:
     scan.run(max_scans=13)
     assert db.quality["t.u16"] is Quality.BAD and db.values["t.u16"] == 4321
     assert port.failures["meter"] >= 1
+
+
+class ScriptedPoller:
+    """A poller whose polls follow a script: a dict of values, or an exception to raise."""
+
+    def __init__(self, config: DeviceConfig, script: list) -> None:
+        self.config = config
+        self.script = script
+
+    def poll(self) -> dict:
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def commit(self, outputs: object) -> None: ...
+
+
+def test_inline_port_publishes_device_health_like_the_drivers() -> None:
+    db = TagDB()
+    for tag in (*health_tags("meter"), TagDef("m.a", TagType.INT), TagDef("m.b", TagType.INT)):
+        db.declare(tag)
+    config = DeviceConfig("meter", "modbus_tcp", poll=1.0, inputs=(InputPoint("m.a"), InputPoint("m.b", address=1)))
+    poller = ScriptedPoller(config, [{"m.a": 1, "m.b": 2}, TimeoutError("late"), DecodeError("short"),
+                                     {"m.a": 3}, Exception("exception 4"), {"m.a": 5, "m.b": 6}])
+    port = InlinePort([poller], epoch=1_000_000.0)
+    health = {kind: f"dev.meter.errors_{kind}" for kind in ("timeout", "refused", "exception", "decode")}
+    port.latch(db, 10.0)
+    assert db.values["dev.meter.up"] is True and db.values["dev.meter.last_good"] == 1_000_010.0
+    for second in (11.0, 12.0, 13.0, 14.0):  # a timeout, a short answer, a point left out, an exception answer
+        port.latch(db, second)
+        assert db.values["dev.meter.up"] is False
+    assert {kind: db.values[tag] for kind, tag in health.items()} == {"timeout": 1, "refused": 0, "exception": 1,
+                                                                      "decode": 2}
+    assert db.values["dev.meter.errors"] == 4 and port.failures == {"meter": 3}
+    assert db.values["dev.meter.last_good"] == 1_000_010.0  # a partial poll is no good read
+    port.latch(db, 15.0)
+    assert db.values["dev.meter.up"] is True and db.values["dev.meter.last_good"] == 1_000_015.0
+    assert db.quality["m.a"] is Quality.GOOD and db.values["m.b"] == 6
+
+
+def test_inline_port_without_health_tags_declared_leaves_them_out() -> None:
+    db = TagDB()
+    db.declare(TagDef("m.a", TagType.INT))
+    config = DeviceConfig("meter", "modbus_tcp", inputs=(InputPoint("m.a"),))
+    InlinePort([ScriptedPoller(config, [{"m.a": 1}])]).latch(db, 0.0)
+    assert set(db.values) == {"m.a"}

@@ -57,6 +57,35 @@ def test_garbage_is_abandoned_not_accumulated() -> None:
     assert [f.ok for f in parser.feed(encode_frame(MAIN) + encode_frame(MAIN))][-1] is True
 
 
+def tricky_stream() -> bytes:
+    """Whole blocks next to everything the byte-level rules decide: HEX inside and between blocks, a ':' as
+    the checksum byte, garbage before a block, an over-long label and value, a field-less CR, 70 fields."""
+    colon = encode_frame({"V": 12019})
+    assert colon.endswith(b"Checksum\t:")
+    blocks = [encode_frame(MAIN), colon, encode_frame(HISTORY)]
+    blocks.append(b"junk" + encode_frame(MAIN))  # summed with the block: a checksum error
+    blocks.append(b":A0002000148\n" + encode_frame(HISTORY)[:30] + b":7F0ED0071\n" + encode_frame(HISTORY)[30:])
+    blocks.append(b"\r\n" + b"L" * 17 + b"\t1" + encode_frame(MAIN))
+    blocks.append(b"\r\nV\t" + b"9" * 65 + encode_frame(MAIN))
+    blocks.append(b"\r\nOOPS\r" + encode_frame(MAIN))
+    blocks.append(encode_frame({f"X{i}": i for i in range(70)}) + encode_frame(MAIN))
+    return b"".join(blocks)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_whole_blocks_parse_as_byte_by_byte(chunk: int) -> None:
+    """A chunk holding a whole block is parsed in one go; it must give the frames the byte rules give."""
+    data = tricky_stream()
+    by_byte = VEDirectParser()
+    expected = [f for i in range(len(data)) for f in by_byte.feed(data[i:i + 1])]
+    parser = VEDirectParser()
+    frames = [f for i in range(0, len(data), chunk) for f in parser.feed(data[i:i + chunk])]
+    assert [(f.fields, f.ok, f.reason) for f in frames] == [(f.fields, f.ok, f.reason) for f in expected]
+    assert [f.ok for f in frames].count(True) == 6
+    assert {f.reason for f in frames} == {"", "checksum", "label too long", "value too long", "too many fields",
+                                          "partial"}
+
+
 def test_fields_map_to_tags_with_natural_units() -> None:
     db = fixture_db()
     shunt = load_map(FIXTURES / "io_map_12v.yaml", db)[0]
