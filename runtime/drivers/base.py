@@ -277,6 +277,8 @@ class _InlineDevice:
         self.up_tag, self.errors_tag, self.last_good_tag = prefix + "up", prefix + "errors", prefix + "last_good"
         self.kind_tags = {kind: f"{prefix}errors_{kind}" for kind in ERROR_KINDS}
         self.publish_health = False  # the database declares the health tags (an io_map was loaded into it)
+        self.resend = False  # a write failed: send every output again after the next good poll
+        self.outputs = tuple(p.tag for p in config.outputs)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -349,6 +351,9 @@ class InlinePort:
             if not device.up:
                 device.up = True
                 db.values[device.up_tag] = True
+        if device.resend:  # as the threaded driver does after a reconnect: outputs again, all of them
+            device.resend = False
+            self._write(device, db, {tag: db.values[tag] for tag in device.outputs})
 
     def _partial(self, device: _InlineDevice, db: TagDB, read: Mapping[str, Any], failure: str, now: float) -> None:
         """A poll that raised (nothing read) or left tags out: those tags go BAD, keeping their values."""
@@ -360,6 +365,9 @@ class InlinePort:
                 quality[tag] = Quality.BAD
         if read:
             device.fresh = now
+        self._fail(device, db, failure)
+
+    def _fail(self, device: _InlineDevice, db: TagDB, failure: str) -> None:
         if device.publish_health:  # what Health.fail publishes
             values = db.values
             device.errors += 1
@@ -372,5 +380,13 @@ class InlinePort:
     def commit(self, changed: Mapping[str, Any], db: TagDB) -> None:
         if changed.keys().isdisjoint(self._outputs):  # most scans change no device output
             return
-        for poller in self.pollers:
-            poller.commit(changed)
+        for device in self._devices:
+            self._write(device, db, changed)
+
+    def _write(self, device: _InlineDevice, db: TagDB, outputs: Mapping[str, Any]) -> None:
+        """Hand outputs to one device; a device that does not take them is counted down, never raised."""
+        try:
+            device.poller.commit(outputs)
+        except Exception as exc:
+            device.resend = True
+            self._fail(device, db, error_kind(exc))

@@ -140,3 +140,45 @@ def test_inline_port_without_health_tags_declared_leaves_them_out() -> None:
     config = DeviceConfig("meter", "modbus_tcp", inputs=(InputPoint("m.a"),))
     InlinePort([ScriptedPoller(config, [{"m.a": 1}])]).latch(db, 0.0)
     assert set(db.values) == {"m.a"}
+
+
+class FlakyWriter:
+    """A poller that always reads, but whose writes fail while ``down``; it records what it was sent."""
+
+    def __init__(self, config: DeviceConfig) -> None:
+        self.config = config
+        self.down = False
+        self.sent: list[dict] = []
+
+    def poll(self) -> dict:
+        return {"c.v": 1}
+
+    def commit(self, outputs: dict) -> None:
+        mine = {k: v for k, v in outputs.items() if k in ("c.sp", "c.on")}
+        if not mine:
+            return
+        if self.down:
+            raise ConnectionRefusedError("charger offline")
+        self.sent.append(mine)
+
+
+def test_a_failed_write_is_counted_not_raised_and_outputs_are_sent_again_after_recovery() -> None:
+    from runtime.drivers.codec import OutputPoint
+
+    db = TagDB()
+    for tag in (*health_tags("charger"), TagDef("c.v", TagType.INT), TagDef("c.sp", TagType.FLOAT),
+                TagDef("c.on", TagType.BOOL)):
+        db.declare(tag)
+    config = DeviceConfig("charger", "modbus_tcp", poll=1.0, inputs=(InputPoint("c.v"),),
+                          outputs=(OutputPoint("c.sp"), OutputPoint("c.on", "coil", 0, "bit")))
+    writer = FlakyWriter(config)
+    port = InlinePort([writer])
+    port.latch(db, 0.0)
+    writer.down = True
+    db.values.update({"c.sp": 28.4, "c.on": True})
+    port.commit({"c.sp": 28.4}, db)  # must not raise into the scan
+    assert db.values["dev.charger.up"] is False and db.values["dev.charger.errors_refused"] == 1
+    writer.down = False
+    port.latch(db, 1.0)  # the next good poll: every output goes out again, not only the one that failed
+    assert writer.sent == [{"c.sp": 28.4, "c.on": True}]
+    assert db.values["dev.charger.up"] is True
