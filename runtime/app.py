@@ -35,7 +35,7 @@ class Controller:
         for key, value in (overrides or {}).items():
             settings[key] = value
         self.site.devices = override_devices(self.site.devices, device_overrides or {})
-        self.clock = clock or RealClock()
+        self.clock = clock or RealClock(spin=settings["scan_spin"])
         self.period = period or self.site.scan_period
         self.services = services
         self._stoppers: list[Any] = []

@@ -38,9 +38,17 @@ def reduce_timer_slack() -> bool:
 
 
 class RealClock:
-    """The machine's clocks. sleep_until() wakes at an absolute monotonic deadline."""
+    """The machine's clocks. sleep_until() wakes at an absolute monotonic deadline.
 
-    def __init__(self) -> None:
+    ``spin`` seconds before the deadline it stops sleeping and polls the clock instead: waking from a sleep
+    costs Python about 0.1-0.2 ms, spinning the last 0.3 ms brings scan starts to within ~0.03 ms of the
+    deadline for ~1.5 % of a core at a 10 ms period (0.15 % at 100 ms). 0 sleeps all the way.
+    """
+
+    def __init__(self, spin: float = 0.0) -> None:
+        if spin < 0:
+            raise ValueError("spin cannot be negative")
+        self.spin = spin
         reduce_timer_slack()
 
     def monotonic(self) -> float:
@@ -51,11 +59,14 @@ class RealClock:
 
     def sleep_until(self, deadline: float) -> None:
         # time.sleep is relative; loop so a signal or early wake never makes us start early.
+        wake = deadline - self.spin
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = wake - time.monotonic()
             if remaining <= 0:
-                return
+                break
             time.sleep(remaining)
+        while time.monotonic() < deadline:
+            pass
 
 
 class SimClock:

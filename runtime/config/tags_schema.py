@@ -7,6 +7,7 @@ from typing import Any
 from runtime.config.schema import (
     MISSING,
     Errors,
+    Invalid,
     ListOf,
     MapOf,
     Optional,
@@ -14,6 +15,7 @@ from runtime.config.schema import (
     Schema,
     Where,
     boolean,
+    duration,
     host,
     identifier,
     int_range,
@@ -57,6 +59,14 @@ TAG = Schema({
     Optional("arbitration"): ListOf(identifier, min_len=1),  # charts that may drive it, highest priority first
 })
 
+def spin_duration(value: Any) -> float:
+    """How long before a scan's deadline the loop polls the clock instead of sleeping (0..5 ms)."""
+    seconds = duration(value)
+    if seconds > 0.005:
+        raise Invalid(f"{value!r} is too long a spin; allowed 0..5ms (it costs CPU every scan)")
+    return seconds
+
+
 SERVER = Schema({
     Optional("enabled", default=True): boolean,
     Optional("listen", default="127.0.0.1"): host,
@@ -89,6 +99,7 @@ SITE = Schema({
     Optional("name", default="site"): identifier,
     Optional("description", default=""): string,
     Optional("scan_period", default=0.1): positive_duration,
+    Optional("scan_spin", default=0.0003): spin_duration,
     Optional("programs", default=list): ListOf(identifier),
     Optional("interlocks"): identifier,
     Optional("server", default=lambda: SERVER({})): SERVER,

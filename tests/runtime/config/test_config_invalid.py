@@ -61,6 +61,8 @@ CASES = [
      18, "tags.bat.power.access", ["'write' is not allowed", "ro, rw"]),
     ("bad scan period", BASE_TAGS.replace("scan_period: 100ms", "scan_period: fast"),
      3, "site.scan_period", ["'fast' is not a duration"]),
+    ("spin too long", BASE_TAGS.replace("scan_period: 100ms", "scan_period: 100ms\n  scan_spin: 20ms"),
+     4, "site.scan_spin", ["too long a spin", "0..5ms"]),
     ("unknown site key", BASE_TAGS.replace("  name: t\n", "  name: t\n  programms: []\n"),
      3, "site.programms", ["unknown key 'programms'", "did you mean 'programs'"]),
     ("bool dtype on a float", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 5, dtype: bool}\n",
