@@ -73,14 +73,17 @@ class Controller:
         from runtime.retain import RetainWriter
 
         writer = RetainWriter(self.retain_store)
+        # Every tag is declared by now: find the retained ones once, not by walking all tags every scan.
+        names = tuple(name for name, tag in self.db.defs.items() if tag.retain)
+        values = self.db.values
         last: dict[str, Any] = {}
 
         def persist(scan: Scan) -> None:
-            retained = scan.db.retained()
+            retained = {name: values[name] for name in names}
             if retained != last:
                 last.clear()
                 last.update(retained)
-                writer.submit(dict(retained))
+                writer.submit(retained)  # submit() keeps its own copy
 
         self.scan.observers.append(persist)
         self._stoppers.append(writer.stop)

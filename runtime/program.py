@@ -82,8 +82,7 @@ class ScanContext:
 
     def write(self, name: str, value: Any) -> None:
         if name not in self._owned:
-            who = self.program.name if self.program else "?"
-            raise OwnershipError(f"program {who!r} wrote {name!r}, which it does not declare in its writes")
+            self._not_owned(name, "wrote")
         self._staged[name] = value
 
     def invalidate(self, name: str) -> None:
@@ -92,10 +91,13 @@ class ScanContext:
         Takes effect at once, so a program should invalidate only tags that no earlier program read this scan.
         """
         if name not in self._owned:
-            who = self.program.name if self.program else "?"
-            raise OwnershipError(f"program {who!r} invalidated {name!r}, which it does not declare in its writes")
+            self._not_owned(name, "invalidated")
         self._staged.pop(name, None)
         self.quality[name] = Quality.BAD
+
+    def _not_owned(self, name: str, verb: str) -> None:
+        who = self.program.name if self.program else "?"
+        raise OwnershipError(f"program {who!r} {verb} {name!r}, which it does not declare in its writes")
 
 
 class TagGroup:

@@ -261,10 +261,11 @@ class Scan:
 
     def shutdown(self) -> None:
         """Drive every output to its safe value and hand that to the ports."""
-        self._make_safe(self.outputs())
+        outputs = self.outputs()
+        self._make_safe(outputs)
         changed = self.db.commit(self.clock.monotonic())
         # Ports get every output, changed or not: a device must see its fail-safe value at stop.
-        final = {name: self.db.values[name] for name in self.outputs()}
+        final = {name: self.db.values[name] for name in outputs}
         final.update(changed)
         for port in self.ports:
             port.commit(final, self.db)

@@ -257,9 +257,6 @@ class TagDB:
         """A copy of values and qualities for readers off the scan thread (metrics, server)."""
         return dict(self.values), dict(self.quality)
 
-    def retained(self) -> dict[str, Any]:
-        return {n: self.values[n] for n, d in self.defs.items() if d.retain}
-
     def restore(self, saved: Mapping[str, Any]) -> list[str]:
         """Load retained values; return the names that were skipped (unknown, not retained, or invalid)."""
         skipped = []
