@@ -3,8 +3,9 @@
     python -m tools.bench [--quick] [--only scan,sfc] [--out bench-results] [--no-render]
 
 Each ``tools/bench/bench_*.py`` module has ``run(quick) -> list[Figure]``. Figures print as they come, the
-JSON records go to ``bench-results/<timestamp>.json``, and BENCHMARKS.md is rewritten with the machine, the
-date, and for each figure battplc's value, the reference's value from the same run and their ratio.
+JSON records go to ``bench-results/<timestamp>.json``, and a full run rewrites BENCHMARKS.md with the machine, the
+date, and for each figure battplc's value, the reference's value from the same run and their ratio. A ``--quick``
+run writes only under ``bench-results/``: the published page always holds full-run figures.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def discover() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short runs (the whole suite in under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short runs (the whole suite in under 2 minutes); BENCHMARKS.md is left alone")
     parser.add_argument("--only", help="comma-separated benchmark names, e.g. scan,sfc")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--no-render", action="store_true", help="do not rewrite BENCHMARKS.md")
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / f"{datetime.now():%Y%m%d-%H%M%S}{'-quick' if args.quick else ''}.json"
     path.write_text(json.dumps(record, indent=2))
     print(f"# {len(figures)} figures in {total:.0f} s -> {path}")
-    if not args.no_render and not args.only:
+    if not args.quick and not args.no_render and not args.only:
         (ROOT / "BENCHMARKS.md").write_text(render(record))
         print("# BENCHMARKS.md rewritten")
     return 1 if failed else 0
