@@ -65,6 +65,22 @@ def test_svg_without_graphviz_says_what_is_missing(traffic) -> None:
 def test_svg_with_graphviz(traffic) -> None:
     svg = graphviz(traffic, "svg", active="green").decode()
     assert "<svg" in svg and "red_amber" in svg
+    assert "#ffd54f" in svg  # the active step is filled
+    for t in traffic.transitions:
+        assert f">{t.label} " in svg, f"transition {t.label} is not labelled"
+    for action in traffic.actions():
+        assert action.output in svg, f"action on {action.output} is not drawn"
+    assert "(initial" in svg and "safe" in svg
+
+
+@pytest.mark.skipif(not HAS_GRAPHVIZ, reason="needs the graphviz package and dot")
+def test_png_of_a_shipped_chart_is_a_compact_page_not_a_strip() -> None:
+    import struct
+
+    decl = read_chart(Path(__file__).resolve().parents[3] / "programs" / "unload.sfc.yaml", Errors())
+    png = graphviz(decl, "png")
+    width, height = struct.unpack(">II", png[16:24])
+    assert width / height < 3, f"{width}x{height} is a strip, not a page"
 
 
 def test_cli_prints_mermaid(capsys) -> None:
