@@ -166,13 +166,41 @@ def _check_modbus(t: dict, where: Where, errors: Errors) -> None:
     if mb["address"] is not MISSING and mb["address"] + width - 1 > 65535:
         errors.add(where, f"a {dtype} at address {mb['address']} runs past 65535")
     mb["dtype"] = dtype
-    rng = DTYPE_RANGE.get(dtype)
     scale = mb.get("scale", 1.0)
-    if rng and scale:
-        for key in ("min", "max"):
-            v = t.get(key)
-            if v is not None and v is not MISSING and not rng[0] <= round(v * scale) <= rng[1]:
-                errors.add(where, f"{key} {v:g} x scale {scale:g} does not fit {dtype} ({rng[0]}..{rng[1]})")
+    if scale is MISSING or dtype == "bool":
+        return
+    at = Where(where.file, where.line, f"{where.path}.modbus.scale")
+    if scale <= 0:
+        errors.add(at, f"scale {scale:g} must be greater than 0 (value = register x scale)")
+        return
+    _check_scale(t, scale, DTYPE_RANGE.get(dtype), dtype, at, errors)
+
+
+def _check_scale(t: dict, scale: float, rng: tuple[int, int] | None, dtype: str, where: Where, errors: Errors) -> None:
+    """`scale` means value = register x scale (as in io_map.yaml, Home Assistant and evcc): the register must hold
+    the tag's whole range, with at least one step, and a file written when it meant register = value x scale is
+    told what to change."""
+    if t["type"] == TagType.FLOAT and scale > 1:
+        errors.add(where, f"scale {scale:g} makes one register count {scale:g} {t['unit'] or 'units'}; scale means "
+                          f"value = register x scale, so a value sent in hundredths is scale: 0.01 (a file "
+                          f"written for the old meaning, register = value x scale, writes scale: {1 / scale:g} "
+                          f"instead of {scale:g})")
+        return
+    lo, hi = (t.get(k) for k in ("min", "max"))
+    for key, v in (("min", lo), ("max", hi)):
+        if rng and v is not None and v is not MISSING and not rng[0] <= round(v / scale) <= rng[1]:
+            errors.add(where, f"{key} {v:g} / scale {scale:g} does not fit {dtype} ({rng[0]}..{rng[1]})")
+    if lo is not None and hi is not None and lo is not MISSING and hi is not MISSING and hi - lo < scale:
+        errors.add(where, f"scale {scale:g} cannot represent min..max ({lo:g}..{hi:g}): one register step is wider "
+                          f"than the range; use a finer scale such as {_finer(hi - lo):g}")
+
+
+def _finer(span: float) -> float:
+    """A decimal scale giving at least 100 steps over ``span``."""
+    step = 1.0
+    while span / step < 100 and step > 1e-9:
+        step /= 10
+    return step
 
 
 def _half_mapped(tag: TagDef, other: TagDef) -> str:

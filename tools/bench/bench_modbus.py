@@ -219,7 +219,7 @@ def bench_tags() -> list[TagDef]:
     while address < BLOCK:
         dtype, kind, width = kinds[i % len(kinds)]
         tags.append(TagDef(f"bench.t{i}", kind, access="rw" if i % 5 == 0 else "ro",
-                           modbus=ModbusMap(address, dtype, 10.0 if kind == TagType.FLOAT else 1.0)))
+                           modbus=ModbusMap(address, dtype, 0.1 if kind == TagType.FLOAT else 1.0)))
         address += width
         i += 1
     return tags

@@ -18,7 +18,7 @@ tags:
   bat.voltage:
     type: float
     unit: V
-    modbus: {address: 0, dtype: uint16, scale: 100}
+    modbus: {address: 0, dtype: uint16, scale: 0.01}
   par.limit:
     type: float
     unit: V
@@ -68,8 +68,14 @@ CASES = [
     ("bool dtype on a float", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 5, dtype: bool}\n",
      16, "tags.bat.power", ["dtype 'bool' does not fit a float tag"]),
     ("range does not fit register", BASE_TAGS + "  par.x:\n    type: float\n    max: 1000\n"
+     "    modbus: {address: 9, dtype: uint16, scale: 0.01}\n",
+     16, "tags.par.x.modbus.scale", ["max 1000 / scale 0.01 does not fit uint16"]),
+    ("scale in the old meaning (register = value x scale)", BASE_TAGS + "  par.x:\n    type: float\n    unit: V\n"
      "    modbus: {address: 9, dtype: uint16, scale: 100}\n",
-     16, "tags.par.x", ["max 1000 x scale 100 does not fit uint16"]),
+     16, "tags.par.x.modbus.scale", ["value = register x scale", "writes scale: 0.01 instead of 100"]),
+    ("scale cannot represent the range", BASE_TAGS + "  par.n:\n    type: int\n    min: 0\n    max: 5\n"
+     "    modbus: {address: 9, dtype: uint16, scale: 10}\n",
+     16, "tags.par.n.modbus.scale", ["cannot represent min..max (0..5)", "finer scale such as 0.01"]),
     ("missing tags section", "site:\n  name: t\n", 1, "", ["missing required key 'tags'"]),
     ("yaml syntax error", BASE_TAGS + "  bat.power: {type: float\n", 17, "", ["YAML syntax"]),
     ("unknown program", BASE_TAGS.replace("  name: t\n", "  name: t\n  programs: [blinc]\n"),
