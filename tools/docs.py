@@ -22,7 +22,7 @@ CHARTS = ("unload", "keep", "load", "ballast")
 
 
 def params_section() -> str:
-    from runtime.config.site import load_site
+    from runtime.site import load_site
 
     site, db, _, _ = load_site(ROOT, with_programs=False)
     rows = ["| parameter | unit | default | range | register | meaning (and its seed) |", "|---|---|---|---|---|---|"]
@@ -38,10 +38,10 @@ def params_section() -> str:
 
 def mermaid_of(site_dir: Path, name: str) -> str:
     from runtime.config.schema import Errors
-    from runtime.config.site import load_site
     from runtime.loader import find_program
     from runtime.sfc.diagram import mermaid
     from runtime.sfc.load import load_chart
+    from runtime.site import load_site
 
     site, _, _, _ = load_site(site_dir, with_programs=False)
     errors = Errors()

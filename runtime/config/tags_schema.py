@@ -108,8 +108,31 @@ SITE = Schema({
     Optional("watchdog", default=True): boolean,
 })
 
+# What a site may change of a tag its programs declare; everything else is the application's contract.
+OVERRIDABLE = ("default", "min", "max", "description")
+
+
+def _not_overridable(value: Any) -> Any:
+    raise Invalid(f"only {', '.join(OVERRIDABLE)} of an application tag may be overridden by a site; the rest "
+                  "(type, unit, access, retain, modbus, ...) is the programs' contract in their tags.yaml")
+
+
+OVERRIDE = Schema({
+    Optional("default"): scalar,
+    Optional("min"): number,
+    Optional("max"): number,
+    Optional("description"): string,
+}, extra=_not_overridable)
+
+# A site's tags.yaml: its settings, its own tags (devices, extras) and overrides of its programs' tags.
 TAGS_FILE = Schema({
     Optional("site", default=lambda: SITE({})): SITE,
+    Optional("tags", default=dict): MapOf(tag_name, TAG),
+    Optional("overrides", default=dict): MapOf(tag_name, OVERRIDE),
+})
+
+# programs/tags.yaml: the tag contract of the programs in that folder.
+CONTRACT_FILE = Schema({
     Required("tags"): MapOf(tag_name, TAG),
 })
 
@@ -233,32 +256,40 @@ def check_register_overlaps(tags: list[TagDef], errors: Errors) -> None:
             owner[(space, addr)] = tag
 
 
+def build_tag(name: str, t: dict[str, Any], where: Where, declared: Where, errors: Errors) -> TagDef | None:
+    """One validated tag dict as a TagDef, after its cross-field rules; problems are reported at ``where`` (a
+    site's override line for an overridden tag), the TagDef remembers where it was ``declared``."""
+    if t is MISSING or t.get("type") is MISSING:
+        return None
+    before = len(errors)
+    _check_enum(t, where, errors)
+    _check_range(t, where, errors)
+    _check_value(t, "default", where, errors)
+    _check_value(t, "safe", where, errors)
+    _check_modbus(t, where, errors)
+    mb = t.get("modbus")
+    nested = mb.values() if isinstance(mb, dict) else ()
+    if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
+        return None  # an invalid value was reported while walking; never build a TagDef around it
+    return TagDef(
+        name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
+        retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
+        values=tuple(t.get("values") or ()), metric=t["metric"], safe=t.get("safe"),
+        modbus=ModbusMap(mb["address"], mb["dtype"], mb["scale"]) if mb else None,
+        file=declared.file, line=declared.line,
+    )
+
+
 def build_tags(doc_tags: dict[str, Any], raw: Any, file: str, errors: Errors) -> list[TagDef]:
-    """Turn validated tag dicts into TagDefs, applying the cross-field rules."""
+    """Turn the validated tag dicts of one file into TagDefs, applying the cross-field rules."""
     out = []
     for name, t in doc_tags.items():
-        if t is MISSING or t.get("type") is MISSING:
-            continue
         where = Where(file, raw.line_of(name) if hasattr(raw, "line_of") else 0, f"tags.{name}")
-        before = len(errors)
-        _check_enum(t, where, errors)
-        _check_range(t, where, errors)
-        _check_value(t, "default", where, errors)
-        _check_value(t, "safe", where, errors)
-        _check_modbus(t, where, errors)
-        mb = t.get("modbus")
-        nested = mb.values() if isinstance(mb, dict) else ()
-        if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
-            continue  # an invalid value was reported while walking; never build a TagDef around it
-        out.append(TagDef(
-            name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
-            retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
-            values=tuple(t.get("values") or ()), metric=t["metric"], safe=t.get("safe"),
-            modbus=ModbusMap(mb["address"], mb["dtype"], mb["scale"]) if mb else None,
-            file=file, line=where.line,
-        ))
+        tag = build_tag(name, t, where, where, errors)
+        if tag is not None:
+            out.append(tag)
     return out
 
 
-__all__ = ["TAGS_FILE", "SITE", "SERVER", "METRICS", "RETAIN", "build_tags", "check_register_overlaps",
-           "UNITS", "DTYPES", "integer"]
+__all__ = ["TAGS_FILE", "CONTRACT_FILE", "OVERRIDABLE", "SITE", "SERVER", "METRICS", "RETAIN", "build_tag",
+           "build_tags", "check_register_overlaps", "UNITS", "DTYPES", "integer"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtime.cli import main
-from runtime.config.site import load_site
+from runtime.site import load_site
 from tools.plantsim.scenario import load_scenario
 from tools.plantsim.sim import Simulation
 

@@ -33,10 +33,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from runtime.clock import RealClock
-from runtime.config.site import REPO_ROOT
 from runtime.program import Program, ScanContext
 from runtime.scan import Samples, Scan
 from runtime.server import Server
+from runtime.site import REPO_ROOT
 from runtime.tags import ModbusMap, TagDB, TagDef, TagType
 from tools.bench.figures import Figure
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import load_site
+from runtime.site import load_site
 
 BASE_TAGS = """\
 site:

@@ -13,9 +13,9 @@ import pytest
 from server_helpers import SITE_YAML
 
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import load_site
 from runtime.server.image import RegisterImage
 from runtime.server.regmap import RegisterMap, point_of, render_csv, render_markdown
+from runtime.site import load_site
 from runtime.tags import ModbusMap, TagDB, TagDef, TagType
 
 
