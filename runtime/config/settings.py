@@ -58,6 +58,7 @@ class SiteSettings:
     description: str
     scan_period: float
     scan_spin: float
+    application: str | None  # a program folder: its tags.yaml gives programs, interlocks and tags
     programs: tuple[str, ...]
     interlocks: str | None
     server: ServerSettings
@@ -102,6 +103,6 @@ def site_settings(doc: Mapping[str, Any]) -> SiteSettings:
     """From the validated `site:` mapping (tags_schema.SITE; every default filled)."""
     return SiteSettings(
         name=doc["name"], description=doc["description"], scan_period=doc["scan_period"],
-        scan_spin=doc["scan_spin"], programs=tuple(doc["programs"]), interlocks=doc.get("interlocks"),
+        scan_spin=doc["scan_spin"], application=doc.get("application"), programs=tuple(doc["programs"]), interlocks=doc.get("interlocks"),
         server=server_settings(doc["server"]), metrics=MetricsSettings(**doc["metrics"]),
         retain=RetainSettings(**doc["retain"]), watchdog=doc["watchdog"])

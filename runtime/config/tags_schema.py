@@ -100,6 +100,7 @@ SITE = Schema({
     Optional("description", default=""): string,
     Optional("scan_period", default=0.1): positive_duration,
     Optional("scan_spin", default=0.0003): spin_duration,
+    Optional("application"): identifier,  # a program folder whose tags.yaml gives the scan order and the tags
     Optional("programs", default=list): ListOf(identifier),
     Optional("interlocks"): identifier,
     Optional("server", default=lambda: SERVER({})): SERVER,
@@ -131,8 +132,11 @@ TAGS_FILE = Schema({
     Optional("overrides", default=dict): MapOf(tag_name, OVERRIDE),
 })
 
-# programs/tags.yaml: the tag contract of the programs in that folder.
+# programs/tags.yaml: the tag contract of the programs in that folder, and the scan order of the application
+# they form (what a site with `application:` runs).
 CONTRACT_FILE = Schema({
+    Optional("programs", default=list): ListOf(identifier),
+    Optional("interlocks"): identifier,
     Required("tags"): MapOf(tag_name, TAG),
 })
 

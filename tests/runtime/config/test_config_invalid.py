@@ -79,6 +79,8 @@ CASES = [
     ("yaml syntax error", BASE_TAGS + "  bat.power: {type: float\n", 17, "", ["YAML syntax"]),
     ("unknown program", BASE_TAGS.replace("  name: t\n", "  name: t\n  programs: [blinc]\n"),
      3, "site.programs[0]", ["no program 'blinc'"]),
+    ("unknown application", BASE_TAGS.replace("  name: t\n", "  name: t\n  application: progs\n"),
+     3, "site.application", ["no application 'progs'", "progs/tags.yaml"]),
     ("server port out of range", BASE_TAGS.replace("  name: t\n", "  name: t\n  server: {port: 70000}\n"),
      3, "site.server.port", ["70000 is out of range", "0..65535"]),
     ("bad allow network", BASE_TAGS.replace("  name: t\n", "  name: t\n  server:\n    allow: [10.0.0.300/8]\n"),
@@ -128,6 +130,8 @@ def test_valid_config_loads(tmp_path: Path) -> None:
 # A site running the shipped programs: their contract (programs/tags.yaml) is merged under the site's file.
 APP_SITE = "site:\n  name: t\n  programs: [aggregate]\n"
 MERGE_CASES = [
+    ("an application and a program list", "  application: programs\n",
+     4, "site.application", ["takes its programs and interlocks from the application's tags.yaml"]),
     ("override of an unknown tag", "overrides:\n  par.cels_series: {default: 4}\n",
      5, "overrides.par.cels_series", ["no application tag 'par.cels_series'", "did you mean 'par.cells_series'"]),
     ("override of a contract key", "overrides:\n  par.cells_series:\n    default: 4\n    retain: false\n",
