@@ -4,7 +4,7 @@
     python -m tools.docs --check  exit 1 (and say which) when a section is out of date
 
 Each generated section sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``:
-``params`` (tags.yaml par.*), ``charts`` (programs/*.sfc.yaml as Mermaid), ``demo_chart`` (the demo site's
+``params`` (programs/tags.yaml par.*), ``charts`` (programs/*.sfc.yaml as Mermaid), ``demo_chart`` (the demo site's
 chart), ``regmap`` (battplc regmap),
 ``benchmarks`` (the tables of BENCHMARKS.md).
 """
