@@ -16,10 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from runtime import metrics, server
 from runtime.clock import Clock, RealClock
-from runtime.config.site import load_site
+from runtime.drivers import manager
 from runtime.events import EventLog
+from runtime.notify import SystemdNotifier, WatchdogKicker, watchdog_interval
+from runtime.retain import RetainStore, RetainWriter
 from runtime.scan import Scan
+from runtime.site import load_site
+
+# Services started around the scan, each a function Controller -> stop callable (or None when disabled).
+SERVICES = (manager.attach, server.attach, metrics.attach)
 
 log = logging.getLogger("battplc")
 
@@ -28,18 +35,17 @@ class Controller:
     def __init__(self, site_dir: Path | str, period: float | None = None, clock: Clock | None = None,
                  services: bool = True, overrides: dict[str, Any] | None = None,
                  device_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        """``overrides`` replace `site:` settings; ``device_overrides`` replace device settings by name, e.g.
-        {"shunt": {"port": "/dev/pts/5"}} to point a serial device at another port."""
+        """``overrides`` replace `site:` settings (a section such as ``{"retain": {"path": ...}}`` may be partial);
+        ``device_overrides`` replace device settings by name, e.g. {"shunt": {"port": "/dev/pts/5"}} to point a
+        serial device at another port."""
         self.site, self.db, self.programs, self.interlocks = load_site(site_dir)
-        settings = self.site.settings
-        for key, value in (overrides or {}).items():
-            settings[key] = value
+        self.site.settings = settings = self.site.settings.with_overrides(overrides or {})
         self.site.devices = override_devices(self.site.devices, device_overrides or {})
-        self.clock = clock or RealClock(spin=settings["scan_spin"])
+        self.clock = clock or RealClock(spin=settings.scan_spin)
         self.period = period or self.site.scan_period
         self.services = services
         self._stoppers: list[Any] = []
-        self.parts: dict[str, Any] = {}  # services attached by extensions: 'drivers', 'server', 'metrics'
+        self.parts: dict[str, Any] = {}  # services attached: 'drivers', 'server', 'metrics'
         self.scan = Scan(self.db, self.programs, self.clock, self.period, interlocks=self.interlocks)
         self._restore()
         for program in self.programs + ([self.interlocks] if self.interlocks else []):
@@ -51,13 +57,11 @@ class Controller:
     # ---- pieces ---------------------------------------------------------------------------------------------
 
     def _retain_path(self) -> Path:
-        path = Path(self.site.settings["retain"]["path"])
+        path = Path(self.site.settings.retain.path)
         return path if path.is_absolute() else self.site.dir / path
 
     def _restore(self) -> None:
-        from runtime.retain import RetainStore
-
-        self.retain_store = RetainStore(self._retain_path(), self.site.settings["retain"]["period"],
+        self.retain_store = RetainStore(self._retain_path(), self.site.settings.retain.period,
                                         clock=self.clock.monotonic, log=log)
         saved = self.retain_store.load()
         skipped = self.db.restore(saved)
@@ -69,8 +73,6 @@ class Controller:
         # Drivers, server and metrics run in threads; with the default 5 ms GIL switch interval a busy one can
         # hold the scan back by up to 5 ms after its deadline. 0.5 ms keeps the scan's start on time.
         sys.setswitchinterval(0.0005)
-        from runtime.notify import SystemdNotifier, WatchdogKicker, watchdog_interval
-        from runtime.retain import RetainWriter
 
         writer = RetainWriter(self.retain_store)
         # Every tag is declared by now: find the retained ones once, not by walking all tags every scan.
@@ -89,11 +91,11 @@ class Controller:
         self._stoppers.append(writer.stop)
         self.notifier = SystemdNotifier()
         interval = watchdog_interval()
-        if self.site.settings.get("watchdog", True) and interval:
+        if self.site.settings.watchdog and interval:
             kicker = WatchdogKicker(self.notifier, interval)
             self.scan.observers.append(lambda scan: kicker.kick(scan.clock.monotonic()))
-        for extension in _extensions():
-            stop = extension(self)
+        for attach in SERVICES:
+            stop = attach(self)
             if stop is not None:
                 self._stoppers.append(stop)
 
@@ -136,19 +138,3 @@ def override_devices(devices: list[Any], overrides: Mapping[str, Mapping[str, An
     if unknown:
         raise ValueError(f"no device {', '.join(unknown)}; the site has {', '.join(sorted(by_name)) or 'none'}")
     return [replace(d, **overrides[d.name]) if d.name in overrides else d for d in devices]
-
-
-def _extensions() -> list[Any]:
-    """Optional services (drivers, Modbus server, metrics), each a function Controller -> stop callable."""
-    found = []
-    for module_name, attr in (("runtime.drivers.manager", "attach"), ("runtime.server", "attach"),
-                              ("runtime.metrics", "attach")):
-        try:
-            module = __import__(module_name, fromlist=[attr])
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        if hasattr(module, attr):
-            found.append(getattr(module, attr))
-    return found

@@ -1,4 +1,4 @@
-"""The ``battplc`` command: check, run and inspect a site; other rooms add their own sub-commands.
+"""The ``battplc`` command: check, run and inspect a site; charts, Modbus and the simulator add their sub-commands.
 
 Config problems print one line each (file:line: key: what is wrong) and exit 1 without a traceback.
 """
@@ -6,38 +6,23 @@ Config problems print one line each (file:line: key: what is wrong) and exit 1 w
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
-from pathlib import Path
 
+from runtime.app import Controller
+from runtime.cli_args import duration_arg, site_arg
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import REPO_ROOT
-from runtime.durations import DurationError, parse_duration
 from runtime.events import configure_logging
+from runtime.server import cli as modbus_commands
+from runtime.sfc import cli as chart_commands
+from runtime.site import load_site
+from tools.plantsim import cli as sim_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
-PLUGINS = ("runtime.sfc.cli", "runtime.server.cli", "tools.plantsim.cli", "tools.bench.cli")
-
-
-def duration_arg(text: str) -> float:
-    try:
-        seconds = parse_duration(text)
-    except DurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be greater than zero")
-    return seconds
-
-
-def site_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", nargs="?", type=Path, default=REPO_ROOT,
-                        help="site folder with tags.yaml and io_map.yaml (default: the repository root)")
+COMMANDS = (chart_commands, modbus_commands, sim_commands)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from runtime.config.site import load_site
-
     site, db, programs, interlocks = load_site(args.dir)
     names = [p.name for p in programs] + ([f"{interlocks.name} (interlocks)"] if interlocks else [])
     print(f"{site.dir}: ok: site {site.name!r}, {len(db.defs)} tags, {len(site.devices)} devices, "
@@ -46,22 +31,22 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_tags(args: argparse.Namespace) -> int:
-    from runtime.config.site import load_site
-
-    _, db, _, _ = load_site(args.dir)
-    rows = [("name", "type", "unit", "access", "retain", "default", "description")]
+    """The merged tag table; `source` is where each tag is declared (the programs' contract or the site's
+    tags.yaml) and the site's override, if any. Tags made by the runtime (scan.*, sfc.*, dev.*) say so."""
+    site, db, _, _ = load_site(args.dir)
+    declared = {tag.name for tag in site.tags}
+    rows = [("name", "type", "unit", "access", "retain", "default", "source", "description")]
     for tag in sorted(db.defs.values(), key=lambda t: t.name):
+        source = site.source(tag.name) if tag.name in declared else "(runtime)"
         rows.append((tag.name, tag.type if tag.type != "enum" else f"enum({'|'.join(tag.values)})", tag.unit,
-                     tag.access, "yes" if tag.retain else "", tag.format(tag.initial), tag.description))
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+                     tag.access, "yes" if tag.retain else "", tag.format(tag.initial), source, tag.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
     for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row[:6], widths, strict=True)) + "  " + row[6])
+        print("  ".join(c.ljust(w) for c, w in zip(row[:7], widths, strict=True)) + "  " + row[7])
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from runtime.app import Controller
-
     controller = Controller(args.dir, period=args.period)
     log = logging.getLogger("battplc")
     log.info("running site %r at a %.0f ms period; Ctrl-C stops", controller.site.name, controller.period * 1000)
@@ -96,14 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=duration_arg, help="stop after this long (e.g. 60s)")
     p.set_defaults(func=cmd_run)
 
-    for module_name in PLUGINS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(sub)
+    for commands in COMMANDS:
+        commands.register(sub)
     return parser
 
 

@@ -93,15 +93,15 @@ def check_single_owner(programs: list[Program], errors: Errors, arbitrated: set[
 
 def load_programs(site: Any, db: TagDB, errors: Errors) -> tuple[list[Program], Program | None]:
     settings = site.settings
-    names = settings.get("programs") or []
+    names = settings.programs
     programs: list[Program] = []
     for i, name in enumerate(names):
         program = build_program(site, name, db, errors, site.where("programs", i))
         if program is not None:
             programs.append(program)
     interlocks = None
-    if settings.get("interlocks"):
-        interlocks = build_program(site, settings["interlocks"], db, errors, site.where("interlocks"))
+    if settings.interlocks:
+        interlocks = build_program(site, settings.interlocks, db, errors, site.where("interlocks"))
     everything = programs + ([interlocks] if interlocks else [])
     for program in everything:
         for tag in program.declare():

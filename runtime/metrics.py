@@ -679,10 +679,10 @@ def attach(controller: Any) -> Callable[[], None] | None:
     A port that cannot be bound is logged and the controller runs on without metrics: monitoring must never
     keep the battery from being controlled.
     """
-    settings = controller.site.settings.get("metrics") or {}
-    if not settings.get("enabled", True):
+    settings = controller.site.settings.metrics
+    if not settings.enabled:
         return None
-    listen, port = settings.get("listen", DEFAULT_LISTEN), settings.get("port", DEFAULT_PORT)
+    listen, port = settings.listen, settings.port
 
     def server_stats() -> Any:
         return getattr(controller.parts.get("server"), "stats", None)

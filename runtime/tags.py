@@ -35,7 +35,14 @@ class ModbusMap:
 
     address: int
     dtype: str = "uint16"  # bool | int16 | uint16 | int32 | uint32 | float32
-    scale: float = 1.0
+    scale: float = 1.0  # value = register x scale (a voltage in centivolts: 0.01), as in io_map.yaml
+
+    @property
+    def per_unit(self) -> float:
+        """Register counts per unit of the value (1 / scale): 0.01 -> exactly 100.0, so encoding multiplies by a
+        whole number and reads back exactly."""
+        inverse = 1.0 / self.scale
+        return float(round(inverse)) if abs(inverse - round(inverse)) < 1e-9 * abs(inverse) else inverse
 
     @property
     def width(self) -> int:

@@ -4,7 +4,7 @@
     python -m tools.docs --check  exit 1 (and say which) when a section is out of date
 
 Each generated section sits between ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->``:
-``params`` (tags.yaml par.*), ``charts`` (programs/*.sfc.yaml as Mermaid), ``demo_chart`` (the demo site's
+``params`` (programs/tags.yaml par.*), ``charts`` (programs/*.sfc.yaml as Mermaid), ``demo_chart`` (the demo site's
 chart), ``regmap`` (battplc regmap),
 ``benchmarks`` (the tables of BENCHMARKS.md).
 """
@@ -22,7 +22,7 @@ CHARTS = ("unload", "keep", "load", "ballast")
 
 
 def params_section() -> str:
-    from runtime.config.site import load_site
+    from runtime.site import load_site
 
     site, db, _, _ = load_site(ROOT, with_programs=False)
     rows = ["| parameter | unit | default | range | register | meaning (and its seed) |", "|---|---|---|---|---|---|"]
@@ -38,10 +38,10 @@ def params_section() -> str:
 
 def mermaid_of(site_dir: Path, name: str) -> str:
     from runtime.config.schema import Errors
-    from runtime.config.site import load_site
     from runtime.loader import find_program
     from runtime.sfc.diagram import mermaid
     from runtime.sfc.load import load_chart
+    from runtime.site import load_site
 
     site, _, _, _ = load_site(site_dir, with_programs=False)
     errors = Errors()

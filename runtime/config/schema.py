@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,15 +318,4 @@ def any_of(*validators: Validator, describe: str) -> Validator:
             except Invalid:
                 continue
         raise Invalid(f"expected {describe}, got {_show(value)}")
-    return validate
-
-
-def names_in(known: Iterable[str], what: str) -> Validator:
-    known = set(known)
-
-    def validate(value: Any) -> str:
-        value = string(value)
-        if value not in known:
-            raise Invalid(f"unknown {what} {value!r}{did_you_mean(value, known)}")
-        return value
     return validate

@@ -100,6 +100,7 @@ SITE = Schema({
     Optional("description", default=""): string,
     Optional("scan_period", default=0.1): positive_duration,
     Optional("scan_spin", default=0.0003): spin_duration,
+    Optional("application"): identifier,  # a program folder whose tags.yaml gives the scan order and the tags
     Optional("programs", default=list): ListOf(identifier),
     Optional("interlocks"): identifier,
     Optional("server", default=lambda: SERVER({})): SERVER,
@@ -108,8 +109,34 @@ SITE = Schema({
     Optional("watchdog", default=True): boolean,
 })
 
+# What a site may change of a tag its programs declare; everything else is the application's contract.
+OVERRIDABLE = ("default", "min", "max", "description")
+
+
+def _not_overridable(value: Any) -> Any:
+    raise Invalid(f"only {', '.join(OVERRIDABLE)} of an application tag may be overridden by a site; the rest "
+                  "(type, unit, access, retain, modbus, ...) is the programs' contract in their tags.yaml")
+
+
+OVERRIDE = Schema({
+    Optional("default"): scalar,
+    Optional("min"): number,
+    Optional("max"): number,
+    Optional("description"): string,
+}, extra=_not_overridable)
+
+# A site's tags.yaml: its settings, its own tags (devices, extras) and overrides of its programs' tags.
 TAGS_FILE = Schema({
     Optional("site", default=lambda: SITE({})): SITE,
+    Optional("tags", default=dict): MapOf(tag_name, TAG),
+    Optional("overrides", default=dict): MapOf(tag_name, OVERRIDE),
+})
+
+# programs/tags.yaml: the tag contract of the programs in that folder, and the scan order of the application
+# they form (what a site with `application:` runs).
+CONTRACT_FILE = Schema({
+    Optional("programs", default=list): ListOf(identifier),
+    Optional("interlocks"): identifier,
     Required("tags"): MapOf(tag_name, TAG),
 })
 
@@ -166,13 +193,41 @@ def _check_modbus(t: dict, where: Where, errors: Errors) -> None:
     if mb["address"] is not MISSING and mb["address"] + width - 1 > 65535:
         errors.add(where, f"a {dtype} at address {mb['address']} runs past 65535")
     mb["dtype"] = dtype
-    rng = DTYPE_RANGE.get(dtype)
     scale = mb.get("scale", 1.0)
-    if rng and scale:
-        for key in ("min", "max"):
-            v = t.get(key)
-            if v is not None and v is not MISSING and not rng[0] <= round(v * scale) <= rng[1]:
-                errors.add(where, f"{key} {v:g} x scale {scale:g} does not fit {dtype} ({rng[0]}..{rng[1]})")
+    if scale is MISSING or dtype == "bool":
+        return
+    at = Where(where.file, where.line, f"{where.path}.modbus.scale")
+    if scale <= 0:
+        errors.add(at, f"scale {scale:g} must be greater than 0 (value = register x scale)")
+        return
+    _check_scale(t, scale, DTYPE_RANGE.get(dtype), dtype, at, errors)
+
+
+def _check_scale(t: dict, scale: float, rng: tuple[int, int] | None, dtype: str, where: Where, errors: Errors) -> None:
+    """`scale` means value = register x scale (as in io_map.yaml, Home Assistant and evcc): the register must hold
+    the tag's whole range, with at least one step, and a file written when it meant register = value x scale is
+    told what to change."""
+    if t["type"] == TagType.FLOAT and scale > 1:
+        errors.add(where, f"scale {scale:g} makes one register count {scale:g} {t['unit'] or 'units'}; scale means "
+                          f"value = register x scale, so a value sent in hundredths is scale: 0.01 (a file "
+                          f"written for the old meaning, register = value x scale, writes scale: {1 / scale:g} "
+                          f"instead of {scale:g})")
+        return
+    lo, hi = (t.get(k) for k in ("min", "max"))
+    for key, v in (("min", lo), ("max", hi)):
+        if rng and v is not None and v is not MISSING and not rng[0] <= round(v / scale) <= rng[1]:
+            errors.add(where, f"{key} {v:g} / scale {scale:g} does not fit {dtype} ({rng[0]}..{rng[1]})")
+    if lo is not None and hi is not None and lo is not MISSING and hi is not MISSING and hi - lo < scale:
+        errors.add(where, f"scale {scale:g} cannot represent min..max ({lo:g}..{hi:g}): one register step is wider "
+                          f"than the range; use a finer scale such as {_finer(hi - lo):g}")
+
+
+def _finer(span: float) -> float:
+    """A decimal scale giving at least 100 steps over ``span``."""
+    step = 1.0
+    while span / step < 100 and step > 1e-9:
+        step /= 10
+    return step
 
 
 def _half_mapped(tag: TagDef, other: TagDef) -> str:
@@ -205,32 +260,40 @@ def check_register_overlaps(tags: list[TagDef], errors: Errors) -> None:
             owner[(space, addr)] = tag
 
 
+def build_tag(name: str, t: dict[str, Any], where: Where, declared: Where, errors: Errors) -> TagDef | None:
+    """One validated tag dict as a TagDef, after its cross-field rules; problems are reported at ``where`` (a
+    site's override line for an overridden tag), the TagDef remembers where it was ``declared``."""
+    if t is MISSING or t.get("type") is MISSING:
+        return None
+    before = len(errors)
+    _check_enum(t, where, errors)
+    _check_range(t, where, errors)
+    _check_value(t, "default", where, errors)
+    _check_value(t, "safe", where, errors)
+    _check_modbus(t, where, errors)
+    mb = t.get("modbus")
+    nested = mb.values() if isinstance(mb, dict) else ()
+    if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
+        return None  # an invalid value was reported while walking; never build a TagDef around it
+    return TagDef(
+        name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
+        retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
+        values=tuple(t.get("values") or ()), metric=t["metric"], safe=t.get("safe"),
+        modbus=ModbusMap(mb["address"], mb["dtype"], mb["scale"]) if mb else None,
+        file=declared.file, line=declared.line,
+    )
+
+
 def build_tags(doc_tags: dict[str, Any], raw: Any, file: str, errors: Errors) -> list[TagDef]:
-    """Turn validated tag dicts into TagDefs, applying the cross-field rules."""
+    """Turn the validated tag dicts of one file into TagDefs, applying the cross-field rules."""
     out = []
     for name, t in doc_tags.items():
-        if t is MISSING or t.get("type") is MISSING:
-            continue
         where = Where(file, raw.line_of(name) if hasattr(raw, "line_of") else 0, f"tags.{name}")
-        before = len(errors)
-        _check_enum(t, where, errors)
-        _check_range(t, where, errors)
-        _check_value(t, "default", where, errors)
-        _check_value(t, "safe", where, errors)
-        _check_modbus(t, where, errors)
-        mb = t.get("modbus")
-        nested = mb.values() if isinstance(mb, dict) else ()
-        if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
-            continue  # an invalid value was reported while walking; never build a TagDef around it
-        out.append(TagDef(
-            name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
-            retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
-            values=tuple(t.get("values") or ()), metric=t["metric"], safe=t.get("safe"),
-            modbus=ModbusMap(mb["address"], mb["dtype"], mb["scale"]) if mb else None,
-            file=file, line=where.line,
-        ))
+        tag = build_tag(name, t, where, where, errors)
+        if tag is not None:
+            out.append(tag)
     return out
 
 
-__all__ = ["TAGS_FILE", "SITE", "SERVER", "METRICS", "RETAIN", "build_tags", "check_register_overlaps",
-           "UNITS", "DTYPES", "integer"]
+__all__ = ["TAGS_FILE", "CONTRACT_FILE", "OVERRIDABLE", "SITE", "SERVER", "METRICS", "RETAIN", "build_tag",
+           "build_tags", "check_register_overlaps", "UNITS", "DTYPES", "integer"]

@@ -29,8 +29,8 @@ def attach(controller: Any) -> Callable[[], None] | None:
     observer. If it cannot listen (port taken, bad certificate), the error is logged and the controller
     runs on without it: battery control matters more than SCADA access.
     """
-    settings = controller.site.settings.get("server") or {}
-    if not settings.get("enabled", True):
+    settings = controller.site.settings.server
+    if not settings.enabled:
         return None
     server = Server(controller.db, settings, base_dir=controller.site.dir)
     try:

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runtime.config.settings import TlsSettings
+
 if TYPE_CHECKING:
     from runtime.server.protocol import Connection, ServerStats
 
@@ -133,7 +135,7 @@ class Gate:
         self._schedule()
 
 
-def tls_context(tls: dict[str, Any], base: Path) -> ssl.SSLContext:
+def tls_context(tls: TlsSettings, base: Path) -> ssl.SSLContext:
     """A server context from the site's ``server.tls`` settings; relative paths are from the site folder."""
     def resolve(name: str) -> str:
         path = Path(name)
@@ -141,10 +143,10 @@ def tls_context(tls: dict[str, Any], base: Path) -> ssl.SSLContext:
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(resolve(tls["cert"]), resolve(tls["key"]))
-    if tls.get("ca"):
+    context.load_cert_chain(resolve(tls.cert), resolve(tls.key))
+    if tls.ca:
         context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(resolve(tls["ca"]))
+        context.load_verify_locations(resolve(tls.ca))
     else:
         log.warning("server.tls has no 'ca': TLS encrypts, but clients are not authenticated by certificate")
     return context

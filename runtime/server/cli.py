@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runtime.config.errors import ConfigErrors
-from runtime.config.schema import Errors
-from runtime.config.site import REPO_ROOT, load_tags
+from runtime.config.settings import ServerSettings
 from runtime.server.protocol import limits_text
 from runtime.server.regmap import BITS, Point, RegisterMap, render_csv, render_markdown
+from runtime.site import REPO_ROOT, load_tag_table
 from runtime.tags import TagType
 
 EXCEPTION_TEXT = {
@@ -32,13 +31,10 @@ class CliError(Exception):
     """A problem the operator can fix; printed as one line, exit status 1."""
 
 
-def load_map(directory: Path) -> tuple[RegisterMap, dict[str, Any]]:
-    """The register map and ``site.server`` settings of a site folder's tags.yaml (config errors raise)."""
-    errors = Errors()
-    settings, tags, _ = load_tags(Path(directory) / "tags.yaml", errors)
-    if errors:
-        raise ConfigErrors(errors)
-    return RegisterMap.from_tags(tags), settings.get("server") or {}
+def load_map(directory: Path) -> tuple[RegisterMap, ServerSettings]:
+    """The register map (the site's merged tag table) and ``site.server`` settings (config errors raise)."""
+    site = load_tag_table(directory)
+    return RegisterMap.from_tags(site.tags), site.settings.server
 
 
 # ---- regmap -------------------------------------------------------------------------------------------------
@@ -53,25 +49,25 @@ def cmd_regmap(args: argparse.Namespace) -> int:
 
 # ---- get / set ----------------------------------------------------------------------------------------------
 
-def _connect(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
+def _connect(args: argparse.Namespace, settings: ServerSettings) -> Any:
     import logging
 
     from pymodbus.client import ModbusTcpClient
 
     # The CLI reports failures itself, one line each; pymodbus's own error log would only repeat them.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    host = args.host or settings.get("listen", "127.0.0.1")
+    host = args.host or settings.listen
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    port = args.port or settings.get("port", 5020)
+    port = args.port or settings.port
     client = ModbusTcpClient(host, port=port, timeout=args.timeout, retries=0)
     if not client.connect():
         raise CliError(f"cannot connect to {host}:{port}: is the controller running with its server enabled?")
     return client
 
 
-def _unit(args: argparse.Namespace, settings: dict[str, Any]) -> int:
-    return args.unit if args.unit is not None else settings.get("unit_id", 1)
+def _unit(args: argparse.Namespace, settings: ServerSettings) -> int:
+    return args.unit if args.unit is not None else settings.unit_id
 
 
 def _call(point: Point, action: str, request: Any, *args: Any, **kwargs: Any) -> Any:

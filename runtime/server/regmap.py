@@ -9,7 +9,7 @@ tags). A tag's home table follows from its access:
     ro number -> input register (also readable as a holding register at the same address)
     rw number -> holding register
 
-Numbers are encoded as ``raw = value * scale`` in the mapped data type, 32-bit values high word first,
+Numbers are encoded as ``raw = value / scale`` (value = raw x scale, as in io_map.yaml) in the mapped data type, 32-bit values high word first,
 enums as their code. A value that does not fit its data type saturates at the type's limits; a value that
 is not a number (NaN) reads as the SunSpec "not implemented" marker (0x8000 / 0xFFFF / 0x80000000 /
 0xFFFFFFFF, NaN for float32). ``render_markdown``/``render_csv`` print the map for operators
@@ -55,8 +55,9 @@ class Point:
     table: str  # coil | discrete | holding | input
     address: int
     dtype: str  # bool | int16 | uint16 | int32 | uint32 | float32
-    scale: float
+    scale: float  # value = raw x scale
     width: int
+    per_unit: float = 1.0  # raw counts per unit of the value, 1 / scale (exact for 0.1, 0.01, ...)
 
     @property
     def name(self) -> str:
@@ -88,12 +89,12 @@ class Point:
         """The register bytes (big-endian words, high word first) for a tag value."""
         dtype = self.dtype
         if dtype == "float32":
-            raw = float(value) * self.scale
+            raw = float(value) * self.per_unit
             if math.isfinite(raw) and abs(raw) > _FLOAT32_MAX:
                 raw = math.copysign(math.inf, raw)
             return struct.pack(">f", raw)
         lo, hi = _LIMITS[dtype]
-        raw = value * self.scale if self.scale != 1.0 else value
+        raw = value * self.per_unit if self.per_unit != 1.0 else value
         if isinstance(raw, float):
             if math.isnan(raw):
                 raw = _NOT_A_NUMBER[dtype]
@@ -110,7 +111,7 @@ class Point:
         that does not exist). Range (min/max) is checked separately with ``tag.in_range``.
         """
         raw = struct.unpack(_STRUCT[self.dtype], data)[0]
-        value = raw / self.scale if self.scale != 1.0 else raw
+        value = raw / self.per_unit if self.per_unit != 1.0 else raw
         if self.tag.type in (TagType.INT, TagType.ENUM) and isinstance(value, float):
             if not value.is_integer():
                 raise ValueError(f"{self.name}: {value:g} is not a whole number")
@@ -174,7 +175,7 @@ def point_of(tag: TagDef) -> Point:
     mb = tag.modbus
     dtype = "bool" if tag.type == TagType.BOOL else mb.dtype
     return Point(tag=tag, table=tag.modbus_table or "", address=mb.address, dtype=dtype, scale=mb.scale,
-                 width=1 if dtype == "bool" else mb.width)
+                 width=1 if dtype == "bool" else mb.width, per_unit=mb.per_unit)
 
 
 # ---- operator documentation ---------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def render_markdown(regmap: RegisterMap) -> str:
 
     lines = [
         "Addresses are 0-based protocol addresses (mbpoll: `-0`; 1-based tools add 1). 32-bit values take two",
-        "registers, high word first. `raw = value x scale`. ro tags answer as input registers / discrete inputs",
+        "registers, high word first. `value = raw x scale`. ro tags answer as input registers / discrete inputs",
         "and as holding registers / coils at the same address; writes go to rw tags only and land at the next",
         "scan. Exceptions: 01 unknown function, 02 unmapped or read-only address, 03 bad quantity, value out of",
         "min..max or a write covering half of a 32-bit value.",

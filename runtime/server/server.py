@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.clock import RealClock
-from runtime.config.tags_schema import SERVER
+from runtime.config.settings import ServerSettings, section_of
 from runtime.scan import Scan
 from runtime.server.access import Gate, tls_context
 from runtime.server.image import RegisterImage, WriteQueue
@@ -63,18 +63,19 @@ class Server:
     scan on the real clock (see ``_step_aside``); off only to measure what it buys.
     """
 
-    def __init__(self, db: TagDB, settings: Mapping[str, Any] | None = None, base_dir: Path | str = ".",
+    def __init__(self, db: TagDB, settings: ServerSettings | Mapping[str, Any] | None = None,
+                 base_dir: Path | str = ".",
                  step_aside: bool = True) -> None:
         self.db = db
         self.step_aside = step_aside
-        self.settings: dict[str, Any] = SERVER(dict(settings or {}))
+        self.settings = settings if isinstance(settings, ServerSettings) else section_of("server", settings or {})
         self.base_dir = Path(base_dir)
         self.regmap = RegisterMap.from_tags(db.defs.values())
         self.image = RegisterImage(self.regmap)
         self.port = WriteQueue()
         self.stats = ServerStats()
-        self.handler = RequestHandler(self.regmap, self.image, self.port, self.settings["unit_id"],
-                                      self.settings["wrong_unit"], db.values.__getitem__, self.stats)
+        self.handler = RequestHandler(self.regmap, self.image, self.port, self.settings.unit_id,
+                                      self.settings.wrong_unit, db.values.__getitem__, self.stats)
         self.gate: Gate | None = None
         self._points = tuple(self.regmap)
         self._names = tuple(point.name for point in self._points)
@@ -150,20 +151,20 @@ class Server:
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         settings = self.settings
-        self.gate = gate = Gate(loop, settings["allow"], settings["max_connections"], settings["idle_timeout"],
+        self.gate = gate = Gate(loop, settings.allow, settings.max_connections, settings.idle_timeout,
                                 self.stats)
         handler = self.handler
-        host = settings["listen"]
+        host = settings.listen
         self._listeners.append(await loop.create_server(
-            lambda: Connection(handler, gate, self.stats), host, settings["port"], reuse_address=True, backlog=128))
+            lambda: Connection(handler, gate, self.stats), host, settings.port, reuse_address=True, backlog=128))
         limit_socket_buffers(self._listeners[-1])
-        log.info("Modbus/TCP server on %s:%d, unit %d, %d tags mapped", *self.address, settings["unit_id"],
+        log.info("Modbus/TCP server on %s:%d, unit %d, %d tags mapped", *self.address, settings.unit_id,
                  len(self.regmap))
-        tls = settings.get("tls")
+        tls = settings.tls
         if tls:
             context = tls_context(tls, self.base_dir)
             self._listeners.append(await loop.create_server(
-                lambda: Connection(handler, gate, self.stats, tls=context), host, tls["port"],
+                lambda: Connection(handler, gate, self.stats, tls=context), host, tls.port,
                 reuse_address=True, backlog=128))
             limit_socket_buffers(self._listeners[-1])
             log.info("Modbus/TCP Security (TLS) on %s:%d", *self.tls_address)  # type: ignore[misc]

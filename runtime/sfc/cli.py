@@ -17,7 +17,7 @@ from runtime.config.schema import Errors
 
 def register(subparsers: Any) -> None:
     """Add the ``chart`` sub-command to the battplc command line."""
-    from runtime.cli import site_arg
+    from runtime.cli_args import site_arg
     from runtime.sfc.diagram import FORMATS
 
     parser = subparsers.add_parser("chart", help="draw a declared chart (Mermaid text, or svg/png with Graphviz)")
@@ -30,10 +30,10 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_chart(args: argparse.Namespace) -> int:
-    from runtime.config.site import load_site
     from runtime.loader import find_program
     from runtime.sfc.diagram import DiagramError, graphviz, mermaid
     from runtime.sfc.load import load_chart
+    from runtime.site import load_site
 
     site, _, _, _ = load_site(args.dir, with_programs=False)
     path = find_program(site, args.name)

@@ -54,8 +54,7 @@ class _Builder:
         self.programs: list[str] | None = None
         if site is not None:
             settings = site.settings
-            self.programs = [*settings.get("programs", ()), *([settings["interlocks"]] if settings.get("interlocks")
-                                                               else [])]
+            self.programs = [*settings.programs, *([settings.interlocks] if settings.interlocks else [])]
         self.arbitration: dict[str, list[str]] = getattr(site, "arbitration", None) or {}
         self.flags = {step: charts.flag(decl.name, step) for step in decl.steps}
         self.scope = Scope(db, decl.name, self.flags, partial(charts.reference, programs=self.programs))

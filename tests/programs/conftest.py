@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from runtime.clock import RealClock, SimClock
-from runtime.config.site import Site, load_site
 from runtime.loader import find_program, load_block
 from runtime.program import FunctionBlock, Program
 from runtime.scan import Scan
+from runtime.site import Site, load_site
 from runtime.tags import Quality, TagDB
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime.config.site import load_site
+from runtime.site import load_site
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
-"""The battery application as shipped: both sites check, their parameters agree, the 12.8 V example
-simulates, and the programs keep the rules of the room (no clock of their own, every parameter a tag)."""
+"""The battery application as shipped: both sites check, the 12.8 V example takes the application's tags from
+programs/tags.yaml and overrides only its bank, it simulates, and the programs keep the rules of the room (no clock of their own, every parameter a tag)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtime.cli import main
-from runtime.config.site import load_site
+from runtime.site import load_site
 from tools.plantsim.scenario import load_scenario
 from tools.plantsim.sim import Simulation
 
@@ -40,18 +40,17 @@ def test_every_parameter_is_a_retained_rw_register_naming_its_seed() -> None:
                 assert tag.min is not None and tag.max is not None, tag.name
 
 
-def test_the_example_declares_the_same_application_tags_with_its_own_bank() -> None:
-    def application(site: Path) -> dict[str, tuple]:
-        tags = load_site(site, with_programs=False)[0].tags
-        prefixes = ("par.", "cmd.", "limits.", "alarm.", "interlock.", "soc.", "schedule.", "keep.", "load.",
-                    "ballast.", "unload.")
-        return {t.name: (t.type, t.unit, t.access, t.retain, t.modbus, t.min, t.max) for t in tags
-                if t.name.startswith(prefixes)}
-
-    root, example = application(ROOT), application(EXAMPLE)
-    assert root == example
-    defaults = {t.name: t.default for t in load_site(EXAMPLE, with_programs=False)[0].tags}
-    assert (defaults["par.cells_series"], defaults["par.capacity_ah"]) == (4, 200)
+def test_the_example_takes_the_application_tags_from_the_programs_and_overrides_only_its_bank() -> None:
+    root, example = load_site(ROOT, with_programs=False)[0], load_site(EXAMPLE, with_programs=False)[0]
+    contract = PROGRAMS / "tags.yaml"
+    application = {t.name for t in root.tags if Path(t.file) == contract}
+    assert len(application) > 140 and {t.name for t in example.tags} >= application
+    assert all(Path(t.file) == contract for t in example.tags if t.name in application)
+    by_name = {t.name: t for t in example.tags}
+    assert (by_name["par.cells_series"].default, by_name["par.capacity_ah"].default) == (4, 200)
+    assert set(example.overridden) == {"par.cells_series", "par.capacity_ah", "par.fuse_a", "bat.voltage",
+                                       "charger.enable", "charger.voltage_sp", "charger.current_sp",
+                                       "inverter.power_sp", "heater.enable", "fan.enable"}
 
 
 def test_the_12v_example_simulates_safely() -> None:

@@ -21,10 +21,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime.clock import SimClock
-from runtime.config.site import load_site
 from runtime.events import is_step_tag
 from runtime.metrics import MetricsExporter, metric_name
 from runtime.scan import Scan
+from runtime.site import load_site
 from runtime.tags import TagDef, TagType
 
 REPO = Path(__file__).resolve().parents[2]

@@ -32,10 +32,10 @@ from typing import Any
 
 from runtime.clock import RealClock
 from runtime.config.schema import Errors
-from runtime.config.site import REPO_ROOT
 from runtime.drivers.config import load_io_map
 from runtime.drivers.manager import DriverManager
 from runtime.scan import Scan
+from runtime.site import REPO_ROOT
 from runtime.tags import TagDB, TagDef, TagType
 from tools.bench.figures import Figure
 

@@ -33,10 +33,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from runtime.clock import RealClock
-from runtime.config.site import REPO_ROOT
 from runtime.program import Program, ScanContext
 from runtime.scan import Samples, Scan
 from runtime.server import Server
+from runtime.site import REPO_ROOT
 from runtime.tags import ModbusMap, TagDB, TagDef, TagType
 from tools.bench.figures import Figure
 
@@ -219,7 +219,7 @@ def bench_tags() -> list[TagDef]:
     while address < BLOCK:
         dtype, kind, width = kinds[i % len(kinds)]
         tags.append(TagDef(f"bench.t{i}", kind, access="rw" if i % 5 == 0 else "ro",
-                           modbus=ModbusMap(address, dtype, 10.0 if kind == TagType.FLOAT else 1.0)))
+                           modbus=ModbusMap(address, dtype, 0.1 if kind == TagType.FLOAT else 1.0)))
         address += width
         i += 1
     return tags

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from runtime.clock import SimClock
-from runtime.config.site import load_site
 from runtime.program import Program, ScanContext
 from runtime.scan import Scan
+from runtime.site import load_site
 from runtime.tags import Quality, TagDB, TagDef, TagType
 from tools.bench.figures import Figure
 

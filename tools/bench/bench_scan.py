@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from runtime.clock import RealClock
-from runtime.config.site import load_site
 from runtime.scan import Scan
+from runtime.site import load_site
 from tools.bench.figures import Figure
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
@@ -53,7 +53,7 @@ def cyclictest(period: float, seconds: float) -> dict[str, float] | None:
 def battplc_lateness(period: float, seconds: float, spin: float | None = None) -> dict[str, float]:
     """Lateness figures of the demo site's scan; ``spin`` None = the site's `scan_spin` (the service default)."""
     site, db, programs, interlocks = load_site(DEMO)
-    spin = site.settings["scan_spin"] if spin is None else spin
+    spin = site.settings.scan_spin if spin is None else spin
     scan = Scan(db, programs, RealClock(spin=spin), period, interlocks=interlocks)
     cpu = time.process_time()
     scan.run(duration=seconds)

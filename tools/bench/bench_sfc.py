@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtime.config.site import load_site
 from runtime.loader import find_program
 from runtime.program import ScanContext
 from runtime.sfc import Chart, load_chart
 from runtime.sfc.shared import chart_set
+from runtime.site import load_site
 from tools.bench.figures import Figure
 
 CHARTS = 6

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from runtime.config.site import REPO_ROOT
+from runtime.site import REPO_ROOT
 from tools.bench.figures import Figure
 from tools.plantsim.model import Plant
 from tools.plantsim.scenario import Scenario, load_scenario

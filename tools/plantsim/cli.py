@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from runtime.cli import duration_arg
+from runtime.cli_args import duration_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,7 +69,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from runtime.config.site import REPO_ROOT
+    from runtime.site import REPO_ROOT
     from tools.plantsim.demo import run_demo
     from tools.plantsim.serve import PlantServerError
     try:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from runtime.app import Controller
-from runtime.config.site import REPO_ROOT, load_site
+from runtime.site import REPO_ROOT, load_site
 from tools.plantsim.model import Plant
 from tools.plantsim.scenario import Scenario, bind_site, load_scenario
 from tools.plantsim.serve import PlantServer
@@ -79,13 +79,11 @@ def run_demo(site_dir: Path | str = REPO_ROOT, scenario_path: Path | str | None 
 
 
 def _announce(controller: Controller) -> None:
-    settings = controller.site.settings
     lines = [f"battplc demo: site {controller.site.name!r} at a {controller.period * 1000:g} ms scan against the "
              f"simulated plant; Ctrl-C stops"]
-    server = settings.get("server") or {}
+    server, metrics = controller.site.settings.server, controller.site.settings.metrics
     if "server" in controller.parts:
-        lines.append(f"  Modbus TCP server (SCADA/HMI): {server.get('listen')}:{server.get('port')}")
-    metrics = settings.get("metrics") or {}
+        lines.append(f"  Modbus TCP server (SCADA/HMI): {server.listen}:{server.port}")
     if "metrics" in controller.parts:
-        lines.append(f"  Prometheus metrics: http://{metrics.get('listen')}:{metrics.get('port')}/metrics")
+        lines.append(f"  Prometheus metrics: http://{metrics.listen}:{metrics.port}/metrics")
     print("\n".join(lines), flush=True)

@@ -79,8 +79,8 @@ from runtime.config.schema import (
     tag_name,
     where_of,
 )
-from runtime.config.site import REPO_ROOT
 from runtime.config.yamlloc import LocDict, LocList, load_file
+from runtime.site import REPO_ROOT
 from tools.plantsim import profiles
 from tools.plantsim.model import PlantConfig
 

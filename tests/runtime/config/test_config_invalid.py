@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import load_site
+from runtime.site import load_site
 
 BASE_TAGS = """\
 site:
@@ -18,7 +18,7 @@ tags:
   bat.voltage:
     type: float
     unit: V
-    modbus: {address: 0, dtype: uint16, scale: 100}
+    modbus: {address: 0, dtype: uint16, scale: 0.01}
   par.limit:
     type: float
     unit: V
@@ -68,12 +68,19 @@ CASES = [
     ("bool dtype on a float", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 5, dtype: bool}\n",
      16, "tags.bat.power", ["dtype 'bool' does not fit a float tag"]),
     ("range does not fit register", BASE_TAGS + "  par.x:\n    type: float\n    max: 1000\n"
+     "    modbus: {address: 9, dtype: uint16, scale: 0.01}\n",
+     16, "tags.par.x.modbus.scale", ["max 1000 / scale 0.01 does not fit uint16"]),
+    ("scale in the old meaning (register = value x scale)", BASE_TAGS + "  par.x:\n    type: float\n    unit: V\n"
      "    modbus: {address: 9, dtype: uint16, scale: 100}\n",
-     16, "tags.par.x", ["max 1000 x scale 100 does not fit uint16"]),
-    ("missing tags section", "site:\n  name: t\n", 1, "", ["missing required key 'tags'"]),
+     16, "tags.par.x.modbus.scale", ["value = register x scale", "writes scale: 0.01 instead of 100"]),
+    ("scale cannot represent the range", BASE_TAGS + "  par.n:\n    type: int\n    min: 0\n    max: 5\n"
+     "    modbus: {address: 9, dtype: uint16, scale: 10}\n",
+     16, "tags.par.n.modbus.scale", ["cannot represent min..max (0..5)", "finer scale such as 0.01"]),
     ("yaml syntax error", BASE_TAGS + "  bat.power: {type: float\n", 17, "", ["YAML syntax"]),
     ("unknown program", BASE_TAGS.replace("  name: t\n", "  name: t\n  programs: [blinc]\n"),
      3, "site.programs[0]", ["no program 'blinc'"]),
+    ("unknown application", BASE_TAGS.replace("  name: t\n", "  name: t\n  application: progs\n"),
+     3, "site.application", ["no application 'progs'", "progs/tags.yaml"]),
     ("server port out of range", BASE_TAGS.replace("  name: t\n", "  name: t\n  server: {port: 70000}\n"),
      3, "site.server.port", ["70000 is out of range", "0..65535"]),
     ("bad allow network", BASE_TAGS.replace("  name: t\n", "  name: t\n  server:\n    allow: [10.0.0.300/8]\n"),
@@ -118,3 +125,42 @@ def test_valid_config_loads(tmp_path: Path) -> None:
     assert db.define("bat.voltage").modbus_table == "input"
     assert db.define("par.limit").access == "rw"
     assert programs == [] and interlocks is None
+
+
+# A site running the shipped programs: their contract (programs/tags.yaml) is merged under the site's file.
+APP_SITE = "site:\n  name: t\n  programs: [aggregate]\n"
+MERGE_CASES = [
+    ("an application and a program list", "  application: programs\n",
+     4, "site.application", ["takes its programs and interlocks from the application's tags.yaml"]),
+    ("override of an unknown tag", "overrides:\n  par.cels_series: {default: 4}\n",
+     5, "overrides.par.cels_series", ["no application tag 'par.cels_series'", "did you mean 'par.cells_series'"]),
+    ("override of a contract key", "overrides:\n  par.cells_series:\n    default: 4\n    retain: false\n",
+     7, "overrides.par.cells_series.retain", ["only default, min, max, description", "may be overridden"]),
+    ("override breaks the range", "overrides:\n  par.cells_series: {default: 400}\n",
+     5, "overrides.par.cells_series", ["default 400 is outside min..max"]),
+    ("site tag collides with an application tag", "tags:\n  bat.voltage: {type: float, unit: V}\n",
+     5, "tags.bat.voltage", ["'bat.voltage' is the application's tag", "programs/tags.yaml:", "overrides:"]),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "path", "words"), [c[1:] for c in MERGE_CASES],
+                         ids=[c[0] for c in MERGE_CASES])
+def test_merge_rules_name_file_line_and_key(tmp_path: Path, text: str, line: int, path: str,
+                                            words: list[str]) -> None:
+    (tmp_path / "tags.yaml").write_text(APP_SITE + text)
+    with pytest.raises(ConfigErrors) as info:
+        load_site(tmp_path, with_programs=False)
+    match = [str(e) for e in info.value.errors if e.path == path and e.line == line]
+    assert match, f"no error at line {line} for {path!r}; got: {[str(e) for e in info.value.errors]}"
+    assert match[0].startswith(f"{tmp_path / 'tags.yaml'}:{line}:")
+    for word in words:
+        assert word in match[0], match[0]
+
+
+def test_an_override_changes_only_what_it_names(tmp_path: Path) -> None:
+    (tmp_path / "tags.yaml").write_text(APP_SITE + "overrides:\n  par.cells_series: {default: 4}\n")
+    site, db, _, _ = load_site(tmp_path, with_programs=False)
+    tag = db.defs["par.cells_series"]
+    assert tag.default == 4 and tag.retain and tag.access == "rw" and tag.modbus is not None
+    assert tag.file.endswith("programs/tags.yaml")
+    assert site.source("par.cells_series").endswith(f"overridden at {tmp_path / 'tags.yaml'}:5")

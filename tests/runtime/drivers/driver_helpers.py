@@ -23,10 +23,10 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from runtime.config.schema import Errors
-from runtime.config.site import load_tags
 from runtime.drivers.base import DeviceConfig
 from runtime.drivers.config import load_io_map
 from runtime.drivers.manager import DriverManager
+from runtime.site import load_tag_table
 from runtime.tags import TagDB
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -168,10 +168,7 @@ def meter_devices(behaviour: Behaviour | None = None, unit2: Behaviour | None = 
 # ---- tag databases and io maps ---------------------------------------------------------------------------
 
 def fixture_db() -> TagDB:
-    errors = Errors()
-    tags = load_tags(FIXTURES / "tags.yaml", errors)[1]  # (settings, tags, ...)
-    assert not errors, errors
-    return TagDB.from_defs(tags)
+    return TagDB.from_defs(load_tag_table(FIXTURES).tags)
 
 
 def load_map(path: Path, db: TagDB) -> list[DeviceConfig]:

@@ -9,8 +9,8 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 from server_helpers import RO_VALUES, SITE_YAML, make_server
 
-from runtime.config.site import load_site
 from runtime.server import Server
+from runtime.site import load_site
 from runtime.tags import TagDB
 
 

@@ -22,14 +22,14 @@ tags:
   io.relay:   {type: bool, access: rw, description: "rw bit", modbus: {address: 1}}
   io.pump:    {type: bool, access: rw, modbus: {address: 2}}
   io.door:    {type: bool, modbus: {address: 3}}
-  bat.current: {type: float, unit: A, modbus: {address: 0, dtype: int16, scale: 10}}
-  bat.soc:     {type: float, unit: "%", modbus: {address: 1, dtype: uint16, scale: 10}}
+  bat.current: {type: float, unit: A, modbus: {address: 0, dtype: int16, scale: 0.1}}
+  bat.soc:     {type: float, unit: "%", modbus: {address: 1, dtype: uint16, scale: 0.1}}
   bat.energy:  {type: int, unit: Wh, modbus: {address: 2, dtype: int32}}
   stat.count:  {type: int, unit: count, modbus: {address: 4, dtype: uint32}}
   bat.voltage: {type: float, unit: V, modbus: {address: 6, dtype: float32}}
   bms.state:   {type: enum, values: [init, ok, fault], modbus: {address: 8}}
   par.offset:  {type: int, access: rw, min: -1000, max: 1000, modbus: {address: 100, dtype: int16}}
-  par.limit:   {type: float, unit: A, access: rw, min: 0, max: 100, default: 50, modbus: {address: 101, dtype: uint16, scale: 100}}
+  par.limit:   {type: float, unit: A, access: rw, min: 0, max: 100, default: 50, modbus: {address: 101, dtype: uint16, scale: 0.01}}
   par.energy:  {type: int, unit: Wh, access: rw, min: -100000, max: 100000, modbus: {address: 102, dtype: int32}}
   par.count:   {type: int, access: rw, min: 0, max: 4000000000, modbus: {address: 104, dtype: uint32}}
   par.voltage: {type: float, unit: V, access: rw, min: 40, max: 60, default: 52, modbus: {address: 106, dtype: float32}}

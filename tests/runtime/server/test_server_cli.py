@@ -10,8 +10,8 @@ import pytest
 from server_helpers import make_server, sim_scan
 
 from runtime.cli import main
-from runtime.config.site import REPO_ROOT
 from runtime.server import Server
+from runtime.site import REPO_ROOT
 from runtime.tags import TagDB
 
 

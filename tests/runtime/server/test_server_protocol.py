@@ -53,7 +53,7 @@ def test_ro_numbers_read_as_input_and_holding_registers_alike(offline: Server) -
     assert as_input is not None and as_holding is not None
     assert as_input[1:] == as_holding[1:] and as_input[:2] == b"\x04\x12"
     registers = as_input[2:]
-    assert struct.unpack(">hH", registers[:4]) == (-123, 875)  # scale 10
+    assert struct.unpack(">hH", registers[:4]) == (-123, 875)  # scale 0.1
     assert struct.unpack(">iIf", registers[4:16]) == (-123456, 3_000_000_000, 53.25)
     assert registers[16:18] == b"\x00\x02"  # enum as its code
 

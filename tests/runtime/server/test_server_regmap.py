@@ -13,9 +13,9 @@ import pytest
 from server_helpers import SITE_YAML
 
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import load_site
 from runtime.server.image import RegisterImage
 from runtime.server.regmap import RegisterMap, point_of, render_csv, render_markdown
+from runtime.site import load_site
 from runtime.tags import ModbusMap, TagDB, TagDef, TagType
 
 
@@ -25,12 +25,12 @@ def point(kind: str, dtype: str, scale: float = 1.0, **extra: object) -> object:
 
 @pytest.mark.parametrize(("kind", "dtype", "scale", "value", "words"), [
     (TagType.INT, "int16", 1, -2, b"\xff\xfe"),
-    (TagType.FLOAT, "int16", 10, -12.3, struct.pack(">h", -123)),
-    (TagType.FLOAT, "uint16", 100, 0.5, struct.pack(">H", 50)),
+    (TagType.FLOAT, "int16", 0.1, -12.3, struct.pack(">h", -123)),
+    (TagType.FLOAT, "uint16", 0.01, 0.5, struct.pack(">H", 50)),
     (TagType.INT, "int32", 1, -123456, struct.pack(">i", -123456)),
     (TagType.INT, "uint32", 1, 3_000_000_000, b"\xb2\xd0\x5e\x00"),  # high word first
     (TagType.FLOAT, "float32", 1, 53.25, struct.pack(">f", 53.25)),
-    (TagType.FLOAT, "float32", 1000, 0.5, struct.pack(">f", 500.0)),
+    (TagType.FLOAT, "float32", 0.001, 0.5, struct.pack(">f", 500.0)),
     (TagType.ENUM, "uint16", 1, 2, b"\x00\x02"),
 ])
 def test_encode_and_decode_round_trip(kind: str, dtype: str, scale: float, value: object, words: bytes) -> None:
@@ -58,7 +58,7 @@ def test_float32_beyond_its_range_reads_as_infinity() -> None:
 
 
 @pytest.mark.parametrize(("kind", "dtype", "scale", "words", "why"), [
-    (TagType.INT, "int16", 10, struct.pack(">h", 15), "whole number"),
+    (TagType.INT, "int16", 0.1, struct.pack(">h", 15), "whole number"),
     (TagType.ENUM, "uint16", 1, b"\x00\x07", "not one of"),
     (TagType.INT, "float32", 1, struct.pack(">f", math.nan), "whole number"),
 ])
@@ -112,7 +112,7 @@ def test_markdown_map_lists_every_mapped_tag_in_address_order(regmap: RegisterMa
     assert rows[0].startswith("| table | address | tag |")
     assert len(rows) == 1 + len(regmap) == 17
     assert "| input (+holding) | 6-7 | bat.voltage | float32 | 1 | V | ro |" in text
-    assert "| holding | 101 | par.limit | uint16 | 100 | A | rw | 0..100 |" in text
+    assert "| holding | 101 | par.limit | uint16 | 0.01 | A | rw | 0..100 |" in text
     assert "| holding | 108 | cmd.mode | uint16 | 1 |  | rw | 0=auto 1=off 2=force_charge 3=hold |" in text
     assert "high word first" in text
 

@@ -18,22 +18,22 @@ from runtime.tags import TagDB
 DT = ModbusTcpClient.DATATYPE
 CONVERT = {"int16": DT.INT16, "uint16": DT.UINT16, "int32": DT.INT32, "uint32": DT.UINT32, "float32": DT.FLOAT32}
 
-# ro tags: (name, dtype, scale) at their address
-RO_REGISTERS = [("bat.current", "int16", 10), ("bat.soc", "uint16", 10), ("bat.energy", "int32", 1),
+# ro tags: (name, dtype, scale) at their address; value = raw x scale
+RO_REGISTERS = [("bat.current", "int16", 0.1), ("bat.soc", "uint16", 0.1), ("bat.energy", "int32", 1),
                 ("stat.count", "uint32", 1), ("bat.voltage", "float32", 1), ("bms.state", "uint16", 1)]
 # rw tags: (name, dtype, scale, value to write)
-RW_REGISTERS = [("par.offset", "int16", 1, -777), ("par.limit", "uint16", 100, 12.34),
+RW_REGISTERS = [("par.offset", "int16", 1, -777), ("par.limit", "uint16", 0.01, 12.34),
                 ("par.energy", "int32", 1, -99999), ("par.count", "uint32", 1, 3_999_999_999),
                 ("par.voltage", "float32", 1, 48.5), ("cmd.mode", "uint16", 1, 2)]
 
 
 def decode(registers: list[int], dtype: str, scale: float) -> Any:
     raw = ModbusTcpClient.convert_from_registers(registers, CONVERT[dtype], word_order="big")
-    return raw / scale if scale != 1 else raw
+    return raw * scale if scale != 1 else raw
 
 
 def encode(value: Any, dtype: str, scale: float) -> list[int]:
-    raw = value * scale
+    raw = value / scale
     return ModbusTcpClient.convert_to_registers(raw if dtype == "float32" else round(raw), CONVERT[dtype])
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from runtime.clock import SimClock
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import load_site
 from runtime.scan import Scan
 from runtime.sfc import Chart
+from runtime.site import load_site
 from runtime.tags import Quality
 
 BASE_TAGS = """\

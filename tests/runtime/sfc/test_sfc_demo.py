@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtime.clock import SimClock
-from runtime.config.site import load_site
 from runtime.scan import Scan
 from runtime.sfc import Chart
+from runtime.site import load_site
 from tools.bench.bench_sfc import NaiveChart, Runner, site_files
 
 DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"

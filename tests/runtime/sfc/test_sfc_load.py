@@ -6,9 +6,9 @@ import pytest
 
 from runtime.config.errors import ConfigErrors
 from runtime.config.schema import Errors
-from runtime.config.site import load_site
 from runtime.loader import check_references
 from runtime.sfc import load_chart
+from runtime.site import load_site
 
 BASE = """\
 name: m

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from runtime.config.site import REPO_ROOT
+from runtime.site import REPO_ROOT
 
 PORTS = (5020, 5021, 5022, 5023, 5024, 9108)  # SCADA server, the plant's devices (io_map.yaml), metrics
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.config.site import REPO_ROOT, load_site
 from runtime.drivers.base import DeviceConfig, InlinePort
 from runtime.drivers.codec import InputPoint, OutputPoint
 from runtime.drivers.modbus import Device, SyncPoller
 from runtime.drivers.vedirect import VEDirectParser
+from runtime.site import REPO_ROOT, load_site
 from runtime.tags import Quality, TagDB
 from tools.plantsim.devices import (
     DRIVEN,

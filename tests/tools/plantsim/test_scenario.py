@@ -10,7 +10,7 @@ import pytest
 
 from runtime.cli import main
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import REPO_ROOT, load_site
+from runtime.site import REPO_ROOT, load_site
 from runtime.tags import TagDB
 from tools.plantsim import profiles
 from tools.plantsim.scenario import bind_site, load_scenario

@@ -14,9 +14,9 @@ import pytest
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 
-from runtime.config.site import REPO_ROOT, load_site
 from runtime.drivers.base import DeviceConfig
 from runtime.drivers.vedirect import VEDirectParser
+from runtime.site import REPO_ROOT, load_site
 from tools.plantsim.model import Plant
 from tools.plantsim.serve import PlantServer
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from runtime.config.site import REPO_ROOT
+from runtime.site import REPO_ROOT
 from tools.plantsim.scenario import Scenario, load_scenario
 from tools.plantsim.sim import Simulation
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtime.cli import main
-from runtime.config.site import REPO_ROOT
+from runtime.site import REPO_ROOT
 from runtime.tags import Quality
 from tools.plantsim.scenario import load_scenario
 from tools.plantsim.sim import PUBLIC_TAGS, Simulation
