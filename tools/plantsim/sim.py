@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runtime.clock import SimClock
-from runtime.drivers.base import InlinePort
+from runtime.drivers.inline import InlinePort
 from runtime.tags import Quality, TagDB
 from tools.plantsim.devices import PlantDevices, unknown_tags
 from tools.plantsim.model import Plant

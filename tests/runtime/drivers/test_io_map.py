@@ -8,7 +8,7 @@ import pytest
 from driver_helpers import FIXTURES, fixture_db, load_map
 
 from runtime.config.schema import Errors
-from runtime.drivers.config import load_io_map
+from runtime.drivers.config import link_key, load_io_map
 from runtime.tags import Quality, TagType
 
 
@@ -17,7 +17,7 @@ def test_full_example_loads_with_defaults_and_health_tags() -> None:
     meter, second = load_map(FIXTURES / "io_map_full.yaml", db)
     assert (meter.host, meter.unit, meter.poll, meter.timeout, meter.stale_after) == ("127.0.0.1", 1, 0.1, 0.3, 1.0)
     assert (meter.backoff_initial, meter.backoff_max, meter.max_gap) == (0.1, 0.4, 8)
-    assert meter.link_key == second.link_key  # same gateway, one connection
+    assert link_key(meter) == link_key(second)  # same gateway, one connection
     by_tag = {p.tag: p for p in meter.inputs}
     assert (by_tag["t.coil"].table, by_tag["t.coil"].type) == ("coil", "bit")
     assert (by_tag["t.bit15"].type, by_tag["t.bit15"].bit) == ("bit", 15)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from runtime.config.site import REPO_ROOT, load_site
-from runtime.drivers.base import DeviceConfig, InlinePort
+from runtime.drivers.base import DeviceConfig
 from runtime.drivers.codec import InputPoint, OutputPoint
+from runtime.drivers.inline import InlinePort
 from runtime.drivers.modbus import Device, SyncPoller
-from runtime.drivers.vedirect import VEDirectParser
+from runtime.drivers.vedirect import FramePoller, VEDirectParser
 from runtime.tags import Quality, TagDB
 from tools.plantsim.devices import (
     DRIVEN,
@@ -18,7 +19,6 @@ from tools.plantsim.devices import (
     PlantDevices,
     RegisterBank,
     ShuntFrames,
-    ShuntPoller,
     unknown_tags,
 )
 from tools.plantsim.model import Plant, PlantConfig
@@ -186,8 +186,8 @@ def test_shunt_values_are_the_same_with_and_without_the_byte_parser(site: tuple[
         for cell in plant.cells:
             cell.soc = soc
         plant.step(1.0, 0.0, 500.0, 10.0)
-    direct = ShuntPoller(config, ShuntFrames(plants[0]), site[1].defs).poll()
-    wire = ShuntPoller(config, ShuntFrames(plants[1]), site[1].defs, wire=True).poll()
+    direct = FramePoller(config, site[1].defs, ShuntFrames(plants[0])).poll()
+    wire = FramePoller(config, site[1].defs, ShuntFrames(plants[1]), wire=True).poll()
     assert direct == wire
     assert set(direct) == {p.tag for p in config.inputs}
     assert direct["shunt.voltage"] == pytest.approx(plants[0].pack_voltage, abs=0.001)
