@@ -236,8 +236,8 @@ class Driver:
     input_point: Callable[[dict, Any], Any]
     link_key: Callable[[DeviceConfig], tuple[str, ...]]
     make_links: Callable[[list[DeviceConfig], LinkContext], list[Link]]
-    simulated: str
-    inline_poller: Callable[[DeviceConfig, Mapping[str, TagDef], Any, bool], Poller]
+    simulated: str = ""  # "": the plant simulator cannot simulate this driver's devices
+    inline_poller: Callable[[DeviceConfig, Mapping[str, TagDef], Any, bool], Poller] | None = None
     output_schema: Any = None
     output_point: Callable[[dict, Any], Any] | None = None
     shares_link: bool = True

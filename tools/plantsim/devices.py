@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
+from runtime.config.errors import ConfigError, ConfigErrors
 from runtime.drivers.base import DeviceConfig, Poller
 from runtime.drivers.codec import BIT_TABLES, RANGE, InputPoint, OutputPoint, decode_raw, interpolate
 from runtime.drivers.config import DRIVERS
@@ -409,14 +410,18 @@ class PlantDevices:
         self.lock = lock or threading.Lock()
         self.configs = {c.name: c for c in configs}
         self.simulated: dict[str, Any] = {}
+        errors = []
         for name, config in self.configs.items():
-            driver = DRIVERS.get(config.driver)
-            make = COUNTERPARTS.get(driver.simulated) if driver is not None else None
+            make = COUNTERPARTS.get(DRIVERS[config.driver].simulated)
             if make is None:
-                raise ValueError(f"{config.where}: device {name!r}: the plant simulator has no simulated device "
-                                 f"for driver {config.driver!r}; simulated drivers: "
-                                 f"{', '.join(d.name for d in DRIVERS.values() if d.simulated in COUNTERPARTS)}")
-            self.simulated[name] = make(plant, config, self.lock)
+                served = ", ".join(d.name for d in DRIVERS.values() if d.simulated in COUNTERPARTS)
+                errors.append(ConfigError(config.file, config.line, f"devices.{name}",
+                                          f"the plant simulator has no simulated device for driver "
+                                          f"{config.driver!r}; it simulates: {served}"))
+            else:
+                self.simulated[name] = make(plant, config, self.lock)
+        if errors:
+            raise ConfigErrors(errors)
         self.banks = {n: d for n, d in self.simulated.items() if isinstance(d, RegisterBank)}
         self.shunts = {n: d for n, d in self.simulated.items() if isinstance(d, ShuntFrames)}
 

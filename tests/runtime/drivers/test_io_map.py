@@ -80,6 +80,18 @@ CASES = {
                  "'uint61' is not allowed (did you mean 'uint16'?)"),
     "scale zero": (HEAD + "    inputs:\n      - tag: t.u16\n        address: 0\n        scale: 0   #!\n",
                    "scale 0 would turn every value into the offset"),
+    "scale not a number": (HEAD + "    inputs:\n      - tag: t.u16\n        address: 0\n        scale: .nan   #!\n",
+                           "scale and offset must be finite numbers"),
+    "scale infinite": (HEAD + "    outputs:\n      - tag: o.sp\n        address: 0\n        scale: .inf   #!\n",
+                       "scale and offset must be finite numbers"),
+    "output scale too coarse": (HEAD + "    outputs:\n      - tag: charger.voltage_sp\n        address: 0\n"
+                                       "        scale: 100   #!\n",
+                                "scale 100 cannot represent tag 'charger.voltage_sp' (12..14.6 V)"),
+    "output range past its type": (HEAD + "    outputs:\n      - tag: charger.voltage_sp\n        address: 0\n"
+                                          "        scale: 0.0001   #!\n",
+                                   "encodes to raw 120000..146000 with scale 0.0001, outside the type's 0..65535"),
+    "input scale too coarse": (HEAD + "    inputs:\n      - tag: charger.voltage_sp\n        address: 0\n"
+                                      "        scale: 1   #!\n", "use scale 0.1 or finer"),
     "stale before next poll": (HEAD + "    poll: 2s\n    stale_after: 1s   #!\n"
                                       "    inputs: [{tag: t.u16, address: 0}]\n", "must be longer than poll 2s"),
     "backoff upside down": (HEAD + "    backoff: {initial: 10s, max: 1s}   #!\n"
