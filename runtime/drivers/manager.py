@@ -25,6 +25,7 @@ from typing import Any
 from runtime.drivers.base import DeviceConfig, Link, LinkContext
 from runtime.drivers.config import DRIVERS
 from runtime.drivers.state import ReadGroup
+from runtime.names import program_tag
 from runtime.tags import TagDB
 
 log = logging.getLogger("battplc.drivers")
@@ -247,7 +248,7 @@ def attach(controller: Any) -> Callable[[], None] | None:
     programs = list(controller.programs) + ([controller.interlocks] if controller.interlocks else [])
     for program in programs:
         for tag in program.writes:
-            owners.setdefault(tag, []).append(f"prog.{program.name}.fault")
+            owners.setdefault(tag, []).append(program_tag(program.name, "fault"))
     clock = controller.clock
     manager = DriverManager(devices, controller.db, monotonic=clock.monotonic,
                             wall=lambda: clock.now().timestamp(), owners=owners)

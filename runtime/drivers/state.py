@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from runtime.names import device_tag
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 TIMEOUT = "timeout"  # no (complete) answer within the timeout, after the retries
@@ -23,14 +24,6 @@ REFUSED = "refused"  # could not connect or open the port, or the connection was
 EXCEPTION = "exception"  # the device answered with a Modbus exception response
 DECODE = "decode"  # malformed or short answer, bad checksum, truncated frame, value not representable
 ERROR_KINDS = (TIMEOUT, REFUSED, EXCEPTION, DECODE)
-
-DEVICE_PREFIX = "dev."  # health tags are dev.<device>.<name>
-
-
-def device_tag(device: str, name: str) -> str:
-    """The name of one health tag of ``device`` (``dev.<device>.<name>``)."""
-    return f"{DEVICE_PREFIX}{device}.{name}"
-
 
 def health_tags(device: str) -> list[TagDef]:
     """The health tags of one device: up, total errors, errors by kind, time of the last good read."""
