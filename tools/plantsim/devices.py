@@ -412,7 +412,8 @@ class PlantDevices:
         self.simulated: dict[str, Any] = {}
         errors = []
         for name, config in self.configs.items():
-            make = COUNTERPARTS.get(DRIVERS[config.driver].simulated)
+            driver = DRIVERS.get(config.driver)
+            make = COUNTERPARTS.get(driver.simulated) if driver is not None else None
             if make is None:
                 served = ", ".join(d.name for d in DRIVERS.values() if d.simulated in COUNTERPARTS)
                 errors.append(ConfigError(config.file, config.line, f"devices.{name}",

@@ -3,8 +3,11 @@ drivers' own in-process path, to what the plant measures; writes drive its input
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from runtime.config.errors import ConfigErrors
 from runtime.config.site import REPO_ROOT, load_site
 from runtime.drivers.base import DeviceConfig
 from runtime.drivers.codec import InputPoint, OutputPoint
@@ -241,6 +244,15 @@ def test_unknown_fault_kinds_and_devices_are_refused(site: tuple[list[DeviceConf
         served.set_fault("bms1", "smoke")
     with pytest.raises(KeyError):
         served.set_fault("bms9", "offline")
+
+
+def test_a_device_the_plant_cannot_simulate_is_a_config_error_with_file_and_line(
+        site: tuple[list[DeviceConfig], TagDB]) -> None:
+    unknown = replace(site[0][0], name="mystery", driver="canbus", file="site/io_map.yaml", line=42)
+    with pytest.raises(ConfigErrors) as caught:
+        PlantDevices(Plant(), [*site[0], unknown])
+    assert str(caught.value) == ("site/io_map.yaml:42: devices.mystery: the plant simulator has no simulated device "
+                                 "for driver 'canbus'; it simulates: modbus_tcp, modbus_rtu, vedirect")
 
 
 def test_garbage_from_the_shunt_is_judged_by_the_real_parser() -> None:
