@@ -11,30 +11,10 @@ Reference, key by key::
         driver:              required. modbus_tcp | modbus_rtu | vedirect (the ``Driver`` records of
                              runtime/drivers/<file>.py, listed in ``DRIVERS`` below)
 
-        # connection, modbus_tcp
-        host:                required. IP address or host name of the device or gateway
-        port:                TCP port, default 502. Devices with the same host and port share one
-                             connection (a gateway with several unit ids); its requests are serialized.
-        # connection, modbus_rtu and vedirect
-        port:                required. serial device, e.g. /dev/ttyUSB0 (several modbus_rtu devices may
-                             share a port: one RS485 bus; they must agree on baud, parity, stopbits)
-        baud:                bits per second, default 9600 (modbus_rtu) or 19200 (vedirect)
-        parity:              N | E | O, default N (8 data bits always)
-        stopbits:            1 | 2, default 1
+        <the driver's own keys: connection and polling; see the driver's file>
 
-        # Modbus polling (modbus_tcp, modbus_rtu)
-        unit:                unit id (slave id), default 1; 0..255 on TCP, 1..247 on RTU
-        poll:                poll period, default 1s (a duration: 100ms, 1s, 2.5s)
-        timeout:             answer timeout per request, default 1s
-        retries:             extra attempts after a timeout, default 1 (exception answers are not retried)
-        max_gap:             merge points of one table into one request when at most this many unused
-                             registers (bits for coil/discrete) lie between them, default 8; 0 merges only
-                             contiguous points. A request never exceeds 125 registers or 2000 bits.
-        # all drivers
         stale_after:         an input with no fresh value for this long turns STALE, default 2.4s;
                              must be longer than poll
-        timeout (vedirect):  no valid frame for this long counts a timeout and turns the inputs BAD,
-                             default 3s (a SmartShunt sends a block every second)
         backoff:             reconnect delays after a device or connection fails
           initial:           first delay, default 1s; doubles after each failure
           max:               cap, default 30s
@@ -42,42 +22,18 @@ Reference, key by key::
 
         inputs:              list of points read from the device; each tag may be fed by one point only
           - tag:             required. a tag of tags.yaml
-            # Modbus
-            table:           holding | input | coil | discrete, default holding
-            address:         required. 0..65535, as sent on the wire (register 40001 is holding 0)
-            type:            int16 | uint16 | int32 | uint32 | float32 | bit; default uint16, and bit for
-                             coil/discrete (the only type there)
-            bit:             0..15, with type bit on a holding/input register: that bit of the register
-            word_order:      big | little, for 32-bit types: big = high word first (default)
-            scale:           value = raw * scale + offset, default 1 (a calibration factor is a scale);
-                             not 0, finite, and fine enough for the tag's min..max: at least 10 steps
-                             over the range (100 for an output), e.g. 0.01 for a 0..32 V setpoint
-            offset:          default 0
-            # VE.Direct
-            field:           required. V VS VM DM I P CE SOC TTG T Alarm Relay AR H1..H18
-            scale:           default converts to the field's natural unit: V/VS/VM/H7/H8/H15/H16 mV -> V,
-                             I mA -> A, CE/H1/H2/H3/H6 mAh -> Ah, SOC/DM permille -> %, H17/H18 -> kWh;
-                             1 for the rest. Alarm and Relay are ON/OFF -> true/false (no scale).
-            offset:          default 0
+            <the driver's point keys (register, field...; scale and offset): see the driver's file>
+            scale:           where a driver has one: value = raw * scale + offset; not 0, finite, and fine
+                             enough for the tag's min..max: at least 10 steps over the range (100 for an
+                             output), and an output's whole range within its raw type (checked here for
+                             every driver: ``PointRules.scale``)
 
-        outputs:             list of points written to the device (Modbus only)
-          - tag:             required. a tag of tags.yaml (any access; normally a program's output)
-            table:           holding | coil, default holding
-            address:         required. 0..65535
-            type:            int16 | uint16 | int32 | uint32 | float32 for holding (default uint16);
-                             bit for coil (the default there)
-            word_order:      big | little, for 32-bit types
-            scale, offset:   value = raw * scale + offset, so raw = (value - offset) / scale, rounded; the
-                             tag's min..max must encode within the type (checked)
-            lookup:          instead of scale/offset: [[value, raw], ...] with increasing values; raw is
-                             interpolated linearly between pairs and held flat outside (e.g. a PWM duty
-                             for a charger module's voltage setpoint)
-            write:           on_change (default): written when the scan commits a new value, and with
-                             the image's value at start and after every reconnect; cyclic: also rewritten
-                             at every poll (for devices that drop a setpoint that is not refreshed).
-                             A write counts once the device confirms it; an unanswered one is retried.
+        outputs:             list of points written to the device (drivers that take writes)
+          - tag:             required. a tag of tags.yaml (any access; normally a program's output);
+                             a tag is either read from or written to devices
             failsafe:        value written when the runtime stops or a program that writes the tag
                              faults; default: the tag's safe value (tags.yaml ``safe``, else its default)
+            <the driver's point keys: see the driver's file>
 
 Health tags declared for every device (read-only; a tags.yaml entry of the same name and type wins):
 ``dev.<name>.up`` (bool, the last poll read every block), ``dev.<name>.errors`` (int, all failed

@@ -13,6 +13,52 @@ decode error. The failing block's tags turn BAD at once (values kept). After a t
 the rest of that poll is skipped and the device waits out an exponential backoff before its next poll, so a
 dead unit behind a gateway costs its siblings one timeout per backoff period, not one per poll. A connection
 that cannot be made is retried with its own backoff; after a (re)connect every output is written again.
+
+io_map.yaml keys of ``driver: modbus_tcp`` and ``driver: modbus_rtu`` (the common keys: config.py)::
+
+        # connection, modbus_tcp
+        host:                required. IP address or host name of the device or gateway
+        port:                TCP port, default 502. Devices with the same host and port share one
+                             connection (a gateway with several unit ids); its requests are serialized.
+        # connection, modbus_rtu
+        port:                required. serial device, e.g. /dev/ttyUSB0 (several devices may share a port:
+                             one RS485 bus; they must agree on baud, parity, stopbits)
+        baud:                bits per second, default 9600
+        parity:              N | E | O, default N (8 data bits always)
+        stopbits:            1 | 2, default 1
+        # polling
+        unit:                unit id (slave id), default 1; 0..255 on TCP, 1..247 on RTU
+        poll:                poll period, default 1s (a duration: 100ms, 1s, 2.5s)
+        timeout:             answer timeout per request, default 1s
+        retries:             extra attempts after a timeout, default 1 (exception answers are not retried)
+        max_gap:             merge points of one table into one request when at most this many unused
+                             registers (bits for coil/discrete) lie between them, default 8; 0 merges only
+                             contiguous points. A request never exceeds 125 registers or 2000 bits.
+        inputs:
+          - table:           holding | input | coil | discrete, default holding
+            address:         required. 0..65535, as sent on the wire (register 40001 is holding 0)
+            type:            int16 | uint16 | int32 | uint32 | float32 | bit; default uint16, and bit for
+                             coil/discrete (the only type there)
+            bit:             0..15, with type bit on a holding/input register: that bit of the register
+            word_order:      big | little, for 32-bit types: big = high word first (default)
+            scale:           value = raw * scale + offset, default 1 (a calibration factor is a scale)
+            offset:          default 0
+        outputs:
+          - table:           holding | coil, default holding
+            address:         required. 0..65535
+            type:            int16 | uint16 | int32 | uint32 | float32 for holding (default uint16);
+                             bit for coil (the default there)
+            word_order:      big | little, for 32-bit types
+            scale, offset:   value = raw * scale + offset, so raw = (value - offset) / scale, rounded;
+                             e.g. scale 0.01 for a 0..32 V setpoint (27.2 V is raw 2720)
+            lookup:          instead of scale/offset: [[value, raw], ...] with increasing values; raw is
+                             interpolated linearly between pairs and held flat outside (e.g. a PWM duty
+                             for a charger module's voltage setpoint)
+            write:           on_change (default): written when the scan commits a new value, and with
+                             the image's value at start and after every reconnect; cyclic: also rewritten
+                             at every poll (for devices that drop a setpoint that is not refreshed).
+                             A write counts once the device confirms it; an unanswered one is retried.
+            failsafe:        see config.py
 """
 
 from __future__ import annotations

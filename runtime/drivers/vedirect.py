@@ -12,6 +12,21 @@ HEX-protocol messages (``:...\\n``) may be interleaved; they are skipped and not
   unit, see ``FIELDS``) and offset.
 - ``VEDirectLink`` reads the port on the driver loop; no valid frame for ``timeout`` counts a timeout and
   turns the inputs BAD; a port that cannot be opened or disappears is retried with backoff.
+
+io_map.yaml keys of ``driver: vedirect`` (the common keys: config.py; a port carries one device)::
+
+        port:                required. serial device, e.g. /dev/ttyUSB0
+        baud:                bits per second, default 19200
+        parity:              N | E | O, default N (8 data bits always)
+        stopbits:            1 | 2, default 1
+        timeout:             no valid frame for this long counts a timeout and turns the inputs BAD,
+                             default 3s (a SmartShunt sends a block every second)
+        inputs:
+          - field:           required. V VS VM DM I P CE SOC TTG T Alarm Relay AR H1..H18
+            scale:           default converts to the field's natural unit: V/VS/VM/H7/H8/H15/H16 mV -> V,
+                             I mA -> A, CE/H1/H2/H3/H6 mAh -> Ah, SOC/DM permille -> %, H17/H18 -> kWh;
+                             1 for the rest. Alarm and Relay are ON/OFF -> true/false (no scale).
+            offset:          default 0
 """
 
 from __future__ import annotations
