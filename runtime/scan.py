@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runtime.clock import Clock
+from runtime.names import program_tag
 from runtime.program import Program, ScanContext
 from runtime.tags import TagDB, TagDef, TagType
 
@@ -56,8 +57,8 @@ SCAN_TAGS = (
 
 def fault_tags(program: str) -> tuple[TagDef, TagDef]:
     return (
-        TagDef(f"prog.{program}.fault", TagType.BOOL, "", f"program {program} raised in its last scan"),
-        TagDef(f"prog.{program}.faults", TagType.INT, "count", f"scans in which program {program} raised"),
+        TagDef(program_tag(program, "fault"), TagType.BOOL, "", f"program {program} raised in its last scan"),
+        TagDef(program_tag(program, "faults"), TagType.INT, "count", f"scans in which program {program} raised"),
     )
 
 

@@ -30,9 +30,8 @@ from runtime.config.schema import (
     tag_name,
 )
 from runtime.tags import ModbusMap, TagDef, TagType
+from runtime.units import UNITS
 
-UNITS = ("", "V", "mV", "A", "mA", "W", "kW", "Wh", "kWh", "Ah", "mAh", "%", "degC", "s", "ms", "min", "h",
-         "Hz", "ohm", "mohm", "count", "day")
 DTYPES = ("bool", "int16", "uint16", "int32", "uint32", "float32")
 DTYPE_RANGE = {"int16": (-32768, 32767), "uint16": (0, 65535), "int32": (-2**31, 2**31 - 1),
                "uint32": (0, 2**32 - 1)}

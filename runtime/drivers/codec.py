@@ -40,7 +40,7 @@ class DecodeError(ValueError):
 
 @dataclass(frozen=True)
 class InputPoint:
-    """tag <- (table, address, type, bit, word order, scale, offset); VE.Direct points use ``field``."""
+    """tag <- (table, address, type, bit, word order, scale, offset): one Modbus input point."""
 
     tag: str
     table: str = "holding"
@@ -50,7 +50,6 @@ class InputPoint:
     word_order: str = "big"
     scale: float = 1.0
     offset: float = 0.0
-    field: str = ""
     line: int = 0
 
     @property

@@ -13,6 +13,52 @@ decode error. The failing block's tags turn BAD at once (values kept). After a t
 the rest of that poll is skipped and the device waits out an exponential backoff before its next poll, so a
 dead unit behind a gateway costs its siblings one timeout per backoff period, not one per poll. A connection
 that cannot be made is retried with its own backoff; after a (re)connect every output is written again.
+
+io_map.yaml keys of ``driver: modbus_tcp`` and ``driver: modbus_rtu`` (the common keys: config.py)::
+
+        # connection, modbus_tcp
+        host:                required. IP address or host name of the device or gateway
+        port:                TCP port, default 502. Devices with the same host and port share one
+                             connection (a gateway with several unit ids); its requests are serialized.
+        # connection, modbus_rtu
+        port:                required. serial device, e.g. /dev/ttyUSB0 (several devices may share a port:
+                             one RS485 bus; they must agree on baud, parity, stopbits)
+        baud:                bits per second, default 9600
+        parity:              N | E | O, default N (8 data bits always)
+        stopbits:            1 | 2, default 1
+        # polling
+        unit:                unit id (slave id), default 1; 0..255 on TCP, 1..247 on RTU
+        poll:                poll period, default 1s (a duration: 100ms, 1s, 2.5s)
+        timeout:             answer timeout per request, default 1s
+        retries:             extra attempts after a timeout, default 1 (exception answers are not retried)
+        max_gap:             merge points of one table into one request when at most this many unused
+                             registers (bits for coil/discrete) lie between them, default 8; 0 merges only
+                             contiguous points. A request never exceeds 125 registers or 2000 bits.
+        inputs:
+          - table:           holding | input | coil | discrete, default holding
+            address:         required. 0..65535, as sent on the wire (register 40001 is holding 0)
+            type:            int16 | uint16 | int32 | uint32 | float32 | bit; default uint16, and bit for
+                             coil/discrete (the only type there)
+            bit:             0..15, with type bit on a holding/input register: that bit of the register
+            word_order:      big | little, for 32-bit types: big = high word first (default)
+            scale:           value = raw * scale + offset, default 1 (a calibration factor is a scale)
+            offset:          default 0
+        outputs:
+          - table:           holding | coil, default holding
+            address:         required. 0..65535
+            type:            int16 | uint16 | int32 | uint32 | float32 for holding (default uint16);
+                             bit for coil (the default there)
+            word_order:      big | little, for 32-bit types
+            scale, offset:   value = raw * scale + offset, so raw = (value - offset) / scale, rounded;
+                             e.g. scale 0.01 for a 0..32 V setpoint (27.2 V is raw 2720)
+            lookup:          instead of scale/offset: [[value, raw], ...] with increasing values; raw is
+                             interpolated linearly between pairs and held flat outside (e.g. a PWM duty
+                             for a charger module's voltage setpoint)
+            write:           on_change (default): written when the scan commits a new value, and with
+                             the image's value at start and after every reconnect; cyclic: also rewritten
+                             at every poll (for devices that drop a setpoint that is not refreshed).
+                             A write counts once the device confirms it; an unanswered one is retried.
+            failsafe:        see config.py
 """
 
 from __future__ import annotations
@@ -27,27 +73,37 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from runtime.drivers.base import (
-    DECODE,
-    EXCEPTION,
-    REFUSED,
-    TIMEOUT,
-    Backoff,
-    DeviceConfig,
-    Health,
-    Link,
-    LinkContext,
+from runtime.config.schema import (
+    Invalid,
+    ListOf,
+    Optional,
+    Required,
+    Schema,
+    host,
+    int_range,
+    number,
+    one_of,
+    port,
+    positive_duration,
+    tag_name,
 )
+from runtime.drivers.base import Backoff, DeviceConfig, Driver, Health, Link, LinkContext
 from runtime.drivers.codec import (
     BIT_TABLES,
+    RANGE,
+    WIDTH,
     BlockDecoder,
     DecodeError,
+    InputPoint,
     OutputPoint,
     ReadBlock,
     Write,
     encode_output,
+    fits,
     plan_reads,
 )
+from runtime.drivers.keys import SERIAL, baud, failsafe_value, serial_link
+from runtime.drivers.state import DECODE, EXCEPTION, REFUSED, TIMEOUT
 from runtime.tags import TagDef
 
 log = logging.getLogger("battplc.drivers")
@@ -366,5 +422,163 @@ def make_links(devices: list[DeviceConfig], ctx: LinkContext) -> list[Link]:
     """One link per connection: devices with the same host:port or serial port share it."""
     groups: dict[tuple[str, ...], list[DeviceConfig]] = {}
     for device in devices:
-        groups.setdefault(device.link_key, []).append(device)
+        groups.setdefault(DRIVERS_BY_NAME[device.driver].link_key(device), []).append(device)
     return [ModbusLink(group, ctx) for group in groups.values()]
+
+
+def inline_poller(config: DeviceConfig, defs: Mapping[str, TagDef], bank: Any, wire: bool = False) -> SyncPoller:
+    """The simulator's poller over a register bank (``read``/``write`` as ``SyncPoller`` takes them)."""
+    return SyncPoller(Device(config, defs), bank.read, bank.write)
+
+
+# ---- io_map.yaml: keys and point rules ---------------------------------------------------------------------
+
+INPUT_TABLES = ("holding", "input", "coil", "discrete")
+OUTPUT_TABLES = ("holding", "coil")
+WORD_ORDERS = ("big", "little")
+
+
+def pair(value: Any) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise Invalid(f"expected a [value, raw] pair, got {value!r}")
+    return number(value[0]), number(value[1])
+
+
+_POINT = {
+    Required("tag"): tag_name,
+    Required("address"): int_range(0, 65535),
+    Optional("type"): one_of(*WIDTH),
+    Optional("word_order"): one_of(*WORD_ORDERS),
+    Optional("scale"): number,
+    Optional("offset"): number,
+}
+
+INPUT = Schema({
+    **_POINT,
+    Optional("table", default="holding"): one_of(*INPUT_TABLES),
+    Optional("bit"): int_range(0, 15),
+})
+
+OUTPUT = Schema({
+    **_POINT,
+    Optional("table", default="holding"): one_of(*OUTPUT_TABLES),
+    Optional("write", default="on_change"): one_of("on_change", "cyclic"),
+    Optional("failsafe"): failsafe_value,
+    Optional("lookup"): ListOf(pair, min_len=2),
+})
+
+_POLLING = {
+    Optional("poll", default=DeviceConfig.poll): positive_duration,
+    Optional("timeout", default=DeviceConfig.timeout): positive_duration,
+    Optional("retries", default=DeviceConfig.retries): int_range(0, 10),
+    Optional("max_gap", default=DeviceConfig.max_gap): int_range(0, 124),
+}
+
+TCP_KEYS = {
+    **_POLLING,
+    Required("host"): host,
+    Optional("port", default=502): port,
+    Optional("unit", default=DeviceConfig.unit): int_range(0, 255),
+}
+
+RTU_KEYS = {
+    **_POLLING,
+    **SERIAL,
+    Optional("baud", default=DeviceConfig.baud): baud,
+    Optional("unit", default=DeviceConfig.unit): int_range(1, 247),
+}
+
+
+def input_point(p: dict, rules: Any) -> InputPoint | None:
+    """A validated input point of io_map.yaml, checked against its table, type and tag (``config.PointRules``)."""
+    table = p["table"]
+    type_ = p.get("type") or ("bit" if table in BIT_TABLES else "uint16")
+    ok = _point_type(p, type_, table, rules)
+    if ok and type_ != "bit":
+        ok = rules.scale(p.get("scale", 1.0), p.get("offset", 0.0), output=False)
+    if type_ == "bit":
+        ok = _bit(p, table, rules) and ok
+    elif "bit" in p:
+        rules.error("bit", f"'bit' is only for type bit, this point is {type_}")
+        ok = False
+    if not ok:
+        return None
+    return InputPoint(p["tag"], table, p["address"], type_, p.get("bit"), p.get("word_order", "big"),
+                      p.get("scale", 1.0), p.get("offset", 0.0), line=rules.where.line)
+
+
+def output_point(p: dict, rules: Any) -> OutputPoint | None:
+    """A validated output point: type against table, a lookup or a scale that can encode the tag's range."""
+    table = p["table"]
+    type_ = p.get("type") or ("bit" if table == "coil" else "uint16")
+    ok = _point_type(p, type_, table, rules)
+    lookup = tuple(p.get("lookup") or ())
+    if ok and type_ != "bit" and not lookup:
+        ok = rules.scale(p.get("scale", 1.0), p.get("offset", 0.0), output=True, raw_range=RANGE.get(type_))
+    if table == "holding" and type_ == "bit":
+        rules.error("type", "a single bit is written to a coil; write a holding register as a whole "
+                            "(int16/uint16/...)")
+        ok = False
+    if lookup:
+        ok = _lookup(lookup, type_, p, rules) and ok
+    if not ok:
+        return None
+    return OutputPoint(p["tag"], table, p["address"], type_, p.get("word_order", "big"), p.get("scale", 1.0),
+                       p.get("offset", 0.0), p["write"], p.get("failsafe"), lookup, line=rules.where.line)
+
+
+def _point_type(p: dict, type_: str, table: str, rules: Any) -> bool:
+    """Type against table, 32-bit-only keys, bits without scale, and the address range."""
+    ok = True
+    if table in BIT_TABLES and type_ != "bit":
+        rules.error("type", f"a {table} is a single bit: use type bit, not {type_}")
+        ok = False
+    if "word_order" in p and WIDTH[type_] != 2:
+        rules.error("word_order", f"word_order applies to 32-bit types only, this point is {type_}")
+        ok = False
+    if type_ == "bit" and ("scale" in p or "offset" in p):
+        rules.error(None, "a bit has no scale or offset")
+        ok = False
+    if p["address"] + WIDTH[type_] - 1 > 65535:
+        rules.error("address", f"a {type_} at address {p['address']} runs past 65535 (it needs {WIDTH[type_]} "
+                               f"registers)")
+        ok = False
+    return ok
+
+
+def _bit(p: dict, table: str, rules: Any) -> bool:
+    if table in BIT_TABLES and "bit" in p:
+        rules.error("bit", f"'bit' selects a bit of a register; a {table} is already one bit, drop it")
+        return False
+    if table not in BIT_TABLES and "bit" not in p:
+        rules.error("type", "type bit on a register needs 'bit: 0..15'")
+        return False
+    return True
+
+
+def _lookup(lookup: tuple[tuple[float, float], ...], type_: str, p: dict, rules: Any) -> bool:
+    if "scale" in p or "offset" in p:
+        rules.error("lookup", "use either lookup or scale/offset, not both")
+        return False
+    values = [v for v, _ in lookup]
+    if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+        rules.error("lookup", f"lookup values must increase strictly, got {values}")
+        return False
+    bad = [r for _, r in lookup if not fits(r, type_)]
+    if bad:
+        rules.error("lookup", f"raw value(s) {bad} do not fit {type_}")
+        return False
+    return True
+
+
+def _tcp_link(config: DeviceConfig) -> tuple[str, ...]:
+    return ("tcp", config.host, str(config.port))
+
+
+_COMMON = {"input_schema": INPUT, "input_point": input_point, "output_schema": OUTPUT, "output_point": output_point,
+           "make_links": make_links, "simulated": "registers", "inline_poller": inline_poller}
+DRIVERS = (
+    Driver("modbus_tcp", "Modbus TCP", TCP_KEYS, link_key=_tcp_link, **_COMMON),
+    Driver("modbus_rtu", "Modbus RTU", RTU_KEYS, link_key=serial_link, **_COMMON),
+)
+DRIVERS_BY_NAME = {driver.name: driver for driver in DRIVERS}

@@ -12,6 +12,21 @@ HEX-protocol messages (``:...\\n``) may be interleaved; they are skipped and not
   unit, see ``FIELDS``) and offset.
 - ``VEDirectLink`` reads the port on the driver loop; no valid frame for ``timeout`` counts a timeout and
   turns the inputs BAD; a port that cannot be opened or disappears is retried with backoff.
+
+io_map.yaml keys of ``driver: vedirect`` (the common keys: config.py; a port carries one device)::
+
+        port:                required. serial device, e.g. /dev/ttyUSB0
+        baud:                bits per second, default 19200
+        parity:              N | E | O, default N (8 data bits always)
+        stopbits:            1 | 2, default 1
+        timeout:             no valid frame for this long counts a timeout and turns the inputs BAD,
+                             default 3s (a SmartShunt sends a block every second)
+        inputs:
+          - field:           required. V VS VM DM I P CE SOC TTG T Alarm Relay AR H1..H18
+            scale:           default converts to the field's natural unit: V/VS/VM/H7/H8/H15/H16 mV -> V,
+                             I mA -> A, CE/H1/H2/H3/H6 mAh -> Ah, SOC/DM permille -> %, H17/H18 -> kWh;
+                             1 for the rest. Alarm and Relay are ON/OFF -> true/false (no scale).
+            offset:          default 0
 """
 
 from __future__ import annotations
@@ -26,8 +41,10 @@ from typing import Any
 
 import serial
 
-from runtime.drivers.base import DECODE, REFUSED, TIMEOUT, Backoff, DeviceConfig, Health, Link, LinkContext
-from runtime.drivers.codec import InputPoint
+from runtime.config.schema import Optional, Required, Schema, number, one_of, positive_duration, tag_name
+from runtime.drivers.base import Backoff, DeviceConfig, Driver, Health, Link, LinkContext
+from runtime.drivers.keys import SERIAL, baud, serial_link
+from runtime.drivers.state import DECODE, REFUSED, TIMEOUT
 from runtime.tags import TagDef
 
 # label -> default scale into the natural unit (V, A, W, Ah, %, min, degC, kWh)
@@ -49,6 +66,17 @@ _WAIT, _KEY, _VALUE, _CHECKSUM, _HEX = range(5)
 _FIELD_TEXT = rb"([^\t\r:]{0,16})\t([^\r:]{0,64})\r[^\n:]*\n"
 _FIELD = re.compile(_FIELD_TEXT)
 _BLOCK = re.compile(rb"[^\n:]*\n((?:" + _FIELD_TEXT.replace(b"(", b"(?:") + rb")*?)Checksum\t.", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class FieldPoint:
+    """tag <- one field of the text protocol, value = number * scale + offset (ON/OFF fields: true/false)."""
+
+    tag: str
+    field: str
+    scale: float = 1.0
+    offset: float = 0.0
+    line: int = 0
 
 
 @dataclass
@@ -198,7 +226,7 @@ class VEDirectDevice:
     def __init__(self, config: DeviceConfig, defs: Mapping[str, TagDef] | None = None) -> None:
         self.config = config
         self.defs = defs or {}
-        self.by_field: dict[str, list[InputPoint]] = {}
+        self.by_field: dict[str, list[FieldPoint]] = {}
         for point in config.inputs:
             self.by_field.setdefault(point.field, []).append(point)
         # label -> (tag, text -> value) of its points, made once: a device sends a block every second
@@ -207,7 +235,7 @@ class VEDirectDevice:
         # label -> (text, its values) of the last block: most fields read as they did a second ago
         self._last: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
 
-    def conversion(self, point: InputPoint) -> Callable[[str], Any]:
+    def conversion(self, point: FieldPoint) -> Callable[[str], Any]:
         """text -> tag value for a point's field; it raises ValueError when the text is not a value ('---')."""
         tag = self.defs.get(point.tag)
         coerce = tag.number_coercer if tag is not None else None
@@ -363,3 +391,93 @@ class VEDirectLink(Link):
 def make_links(devices: list[DeviceConfig], ctx: LinkContext) -> list[Link]:
     """One link per device: a VE.Direct port carries a single device."""
     return [VEDirectLink(device, ctx) for device in devices]
+
+
+# ---- the simulator's side ----------------------------------------------------------------------------------
+
+def field_text(value: Any) -> str:
+    """A field value as the device writes it on the wire (booleans as ON/OFF)."""
+    return ("ON" if value else "OFF") if isinstance(value, bool) else str(value)
+
+
+class FramePoller:
+    """A VE.Direct device for ``InlinePort``: each poll is one second of a simulated device's output.
+
+    ``source`` (tools/plantsim/devices.py ``ShuntFrames``) gives ``fields(history) -> blocks`` (label ->
+    value), ``frame() -> bytes`` (b'' when silent) and ``fault``. Healthy blocks are handed to the field
+    decoder as parsed frames (label -> the exact text the device sends), skipping the byte framing just as
+    the Modbus path skips the TCP framing; with ``wire`` (and always while the device is faulted) the bytes go
+    through ``VEDirectParser``, so a corrupt or cut-off block is judged by the real parser. The tests prove
+    both give the same values.
+    """
+
+    def __init__(self, config: DeviceConfig, defs: Mapping[str, TagDef], source: Any, wire: bool = False) -> None:
+        self.config = config
+        self.frames = source
+        self.device = VEDirectDevice(config, defs)
+        self.parser = VEDirectParser()
+        self.wire = wire
+        self.mapped = frozenset(self.device.by_field)
+        self.history = any(label.startswith("H") for label in self.mapped)
+
+    def poll(self) -> dict[str, Any]:
+        frames = self.frames
+        if frames.fault is None and not self.wire:
+            # the decoder ignores labels it has no point for, so only the mapped ones are spelled out
+            mapped = self.mapped
+            values: dict[str, Any] = {}
+            for block in frames.fields(history=self.history):
+                values.update(self.device.decode(Frame({label: field_text(value) for label, value in block.items()
+                                                        if label in mapped})))
+            return values
+        return self._from_wire(frames.frame())
+
+    def _from_wire(self, data: bytes) -> dict[str, Any]:
+        if not data:
+            raise TimeoutError(f"{self.config.name}: no frame")
+        values: dict[str, Any] = {}
+        parsed = self.parser.feed(data)
+        cut = self.parser.reset()  # the next second starts a fresh block, as after a pause on the wire
+        if cut is not None:
+            parsed.append(cut)
+        for frame in parsed:
+            if frame.ok:
+                values.update(self.device.decode(frame))
+        if not values:
+            raise ValueError(f"{self.config.name}: no valid frame ({', '.join(f.reason for f in parsed)})")
+        return values
+
+    def commit(self, outputs: Mapping[str, Any]) -> None:
+        """A SmartShunt takes no writes."""
+
+
+# ---- io_map.yaml: keys and point rules ---------------------------------------------------------------------
+
+INPUT = Schema({
+    Required("tag"): tag_name,
+    Required("field"): one_of(*FIELDS),
+    Optional("scale"): number,
+    Optional("offset"): number,
+})
+
+KEYS = {
+    **SERIAL,
+    Optional("baud", default=19200): baud,
+    Optional("timeout", default=3.0): positive_duration,
+}
+
+
+def input_point(p: dict, rules: Any) -> FieldPoint | None:
+    """A validated field point: ON/OFF fields take no scale; the others default to the field's natural unit."""
+    field_ = p["field"]
+    if field_ in ONOFF_FIELDS:
+        if "scale" in p or "offset" in p:
+            rules.error(None, f"field {field_} is ON/OFF (true/false); it takes no scale or offset")
+            return None
+    elif not rules.scale(p.get("scale", FIELDS[field_]), p.get("offset", 0.0), output=False):
+        return None
+    return FieldPoint(p["tag"], field_, p.get("scale", FIELDS[field_]), p.get("offset", 0.0), line=rules.where.line)
+
+
+DRIVER = Driver("vedirect", "VE.Direct", KEYS, INPUT, input_point, link_key=serial_link, make_links=make_links,
+                simulated="vedirect_text", inline_poller=FramePoller, shares_link=False)

@@ -28,6 +28,7 @@ from typing import Any
 
 from transitions import Machine, State
 
+from runtime.names import chart_tag
 from runtime.program import Program, ScanContext
 from runtime.sfc.expr import StepFlag
 from runtime.sfc.model import ChartDecl
@@ -57,10 +58,10 @@ class Step:
 def state_tags(chart: str, steps: Iterable[str], initial: str) -> tuple[TagDef, ...]:
     """The tags a chart declares: its active step, the time in it, and whether the guard holds it safe."""
     return (
-        TagDef(f"sfc.{chart}.step", TagType.ENUM, "", f"active step of chart {chart}", default=initial,
+        TagDef(chart_tag(chart, "step"), TagType.ENUM, "", f"active step of chart {chart}", default=initial,
                values=tuple(steps)),
-        TagDef(f"sfc.{chart}.step_time", TagType.FLOAT, "s", f"seconds since the active step of {chart} began"),
-        TagDef(f"sfc.{chart}.held", TagType.BOOL, "", f"chart {chart} is held in its safe step: a required "
+        TagDef(chart_tag(chart, "step_time"), TagType.FLOAT, "s", f"seconds since the active step of {chart} began"),
+        TagDef(chart_tag(chart, "held"), TagType.BOOL, "", f"chart {chart} is held in its safe step: a required "
                                                       "input is not GOOD or enable is false"),
     )
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.config.errors import allowed, did_you_mean
+from runtime.names import chart_tag
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 MAX_LENGTH = 1000
@@ -356,7 +357,7 @@ class _Checker:
         if parts[-1] in ("X", "T") and len(parts) in (2, 3):
             chart, step = (self.scope.chart, parts[0]) if len(parts) == 2 else (parts[0], parts[1])
             if len(parts) == 3 and chart != self.scope.chart:
-                self.reads.add(f"sfc.{chart}.step")
+                self.reads.add(chart_tag(chart, "step"))
             flag = self.scope.flag(chart, step, self.origin)
             code = ast.Attribute(value=name_node(self.scope.flag_name(flag)),
                                  attr=parts[-1].lower(), ctx=ast.Load())

@@ -16,6 +16,7 @@ from typing import Any
 from runtime.config.errors import did_you_mean
 from runtime.config.schema import Errors, Where
 from runtime.durations import DurationError, parse_duration
+from runtime.names import chart_tag
 from runtime.sfc.chart import HOLD, Chart, Step, state_tags
 from runtime.sfc.codegen import ActionCode, OutputCode, step_functions
 from runtime.sfc.expr import BOOL, NUMBER, Compiled, ExprError, Scope, all_of, kind_of, quality_guard
@@ -83,7 +84,7 @@ class _Builder:
         steps = []
         for fields, actions, leaving in plans:
             run, drive = step_functions(
-                fields["name"], self.scope.flag_name(fields["flag"]), f"sfc.{decl.name}.step_time", outputs, actions,
+                fields["name"], self.scope.flag_name(fields["flag"]), chart_tag(decl.name, "step_time"), outputs, actions,
                 [conditions[t.number].code for t in leaving], guard, HOLD, bool(self.clock),
                 fields["name"] == decl.safe, namespace, f"<chart {decl.name} step {fields['name']}>")
             steps.append(Step(**fields, run=run, drive=drive,

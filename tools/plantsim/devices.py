@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
-from runtime.drivers.base import DeviceConfig
+from runtime.config.errors import ConfigError, ConfigErrors
+from runtime.drivers.base import DeviceConfig, Poller
 from runtime.drivers.codec import BIT_TABLES, RANGE, InputPoint, OutputPoint, decode_raw, interpolate
-from runtime.drivers.modbus import Device, SyncPoller
-from runtime.drivers.vedirect import Frame, VEDirectDevice, VEDirectParser, encode_frame
+from runtime.drivers.config import DRIVERS
+from runtime.drivers.vedirect import encode_frame
 from runtime.tags import TagDef
 from tools.plantsim.model import Plant
 
@@ -110,7 +111,7 @@ def unknown_tags(configs: Iterable[DeviceConfig]) -> list[str]:
     """Points the plant cannot serve: input tags without a MEASURED meaning, output tags without a DRIVEN one."""
     missing = []
     for config in configs:
-        missing += [p.tag for p in config.inputs if p.field == "" and p.tag not in MEASURED]
+        missing += [p.tag for p in config.inputs if isinstance(p, InputPoint) and p.tag not in MEASURED]
         missing += [p.tag for p in config.outputs if p.tag not in DRIVEN]
     return missing
 
@@ -388,77 +389,42 @@ class ShuntFrames:
         return data[: len(data) // 3]  # cut off mid-block
 
 
-def field_text(value: Any) -> str:
-    """A field value as the shunt writes it on the wire (booleans as ON/OFF)."""
-    return ("ON" if value else "OFF") if isinstance(value, bool) else str(value)
-
-
-class ShuntPoller:
-    """A VE.Direct device for the drivers' ``InlinePort``: each poll is one second of the shunt's output.
-
-    Healthy blocks are handed to the driver's field decoder as parsed frames (label -> the exact text the
-    shunt sends), skipping the byte framing just as the Modbus path skips the TCP framing; with ``wire``
-    (and always while the device sends garbage) the bytes go through the driver's ``VEDirectParser``, so a
-    corrupt or cut-off block is judged by the real parser. The tests prove both give the same values.
-    """
-
-    def __init__(self, config: DeviceConfig, frames: ShuntFrames, defs: Mapping[str, TagDef],
-                 wire: bool = False) -> None:
-        self.config = config
-        self.frames = frames
-        self.device = VEDirectDevice(config, defs)
-        self.parser = VEDirectParser()
-        self.wire = wire
-        self.mapped = frozenset(self.device.by_field)
-        self.history = any(label.startswith("H") for label in self.mapped)
-
-    def poll(self) -> dict[str, Any]:
-        frames = self.frames
-        if frames.fault is None and not self.wire:
-            # the decoder ignores labels it has no point for, so only the mapped ones are spelled out
-            mapped = self.mapped
-            values: dict[str, Any] = {}
-            for block in frames.fields(history=self.history):
-                values.update(self.device.decode(Frame({label: field_text(value) for label, value in block.items()
-                                                        if label in mapped})))
-            return values
-        return self._from_wire(frames.frame())
-
-    def _from_wire(self, data: bytes) -> dict[str, Any]:
-        if not data:
-            raise NoAnswer(f"{self.config.name}: no frame")
-        values: dict[str, Any] = {}
-        parsed = self.parser.feed(data)
-        cut = self.parser.reset()  # the next second starts a fresh block, as after a pause on the wire
-        if cut is not None:
-            parsed.append(cut)
-        for frame in parsed:
-            if frame.ok:
-                values.update(self.device.decode(frame))
-        if not values:
-            raise ValueError(f"{self.config.name}: no valid frame ({', '.join(f.reason for f in parsed)})")
-        return values
-
-    def commit(self, outputs: Mapping[str, Any]) -> None:
-        """A SmartShunt takes no writes."""
-
-
 # ---- the whole site ----------------------------------------------------------------------------------------
 
+# The simulated device of each kind a driver names (``Driver.simulated``): (plant, config, lock) -> device.
+COUNTERPARTS: dict[str, Callable[[Plant, DeviceConfig, threading.Lock], Any]] = {
+    "registers": lambda plant, config, lock: RegisterBank(config, plant, lock),
+    "vedirect_text": lambda plant, config, lock: ShuntFrames(plant),
+}
+
+
 class PlantDevices:
-    """Every device of a site's io_map, served from one plant: banks, shunt frames, faults, pollers."""
+    """Every device of a site's io_map, served from one plant: banks, shunt frames, faults, pollers.
+
+    Each device's driver names the kind of simulated device it talks to; a driver without one is an error
+    naming the device's file:line (a site the plant cannot serve must not be simulated as something else).
+    """
 
     def __init__(self, plant: Plant, configs: Iterable[DeviceConfig], lock: threading.Lock | None = None) -> None:
         self.plant = plant
         self.lock = lock or threading.Lock()
         self.configs = {c.name: c for c in configs}
-        self.banks: dict[str, RegisterBank] = {}
-        self.shunts: dict[str, ShuntFrames] = {}
+        self.simulated: dict[str, Any] = {}
+        errors = []
         for name, config in self.configs.items():
-            if config.driver == "vedirect":
-                self.shunts[name] = ShuntFrames(plant)
+            driver = DRIVERS.get(config.driver)
+            make = COUNTERPARTS.get(driver.simulated) if driver is not None else None
+            if make is None:
+                served = ", ".join(d.name for d in DRIVERS.values() if d.simulated in COUNTERPARTS)
+                errors.append(ConfigError(config.file, config.line, f"devices.{name}",
+                                          f"the plant simulator has no simulated device for driver "
+                                          f"{config.driver!r}; it simulates: {served}"))
             else:
-                self.banks[name] = RegisterBank(config, plant, self.lock)
+                self.simulated[name] = make(plant, config, self.lock)
+        if errors:
+            raise ConfigErrors(errors)
+        self.banks = {n: d for n, d in self.simulated.items() if isinstance(d, RegisterBank)}
+        self.shunts = {n: d for n, d in self.simulated.items() if isinstance(d, ShuntFrames)}
 
     @property
     def names(self) -> list[str]:
@@ -468,22 +434,13 @@ class PlantDevices:
         """Start (``kind`` one of FAULT_KINDS) or end (None) a fault of one device."""
         if kind is not None and kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; allowed: {', '.join(FAULT_KINDS)}")
-        target = self.banks.get(device) or self.shunts.get(device)
-        if target is None:
-            raise KeyError(device)
-        target.fault = kind
+        self.simulated[device].fault = kind
 
     def faults(self) -> dict[str, str]:
-        return {name: t.fault for name, t in {**self.banks, **self.shunts}.items() if t.fault}
+        return {name: device.fault for name, device in self.simulated.items() if device.fault}
 
-    def pollers(self, defs: Mapping[str, TagDef], wire: bool = False) -> list[Any]:
-        """One inline poller per device, over the drivers' own plan/decode/encode (for ``InlinePort``);
-        ``wire`` sends VE.Direct blocks through the byte parser too."""
-        out: list[Any] = []
-        for name, config in self.configs.items():
-            if name in self.banks:
-                bank = self.banks[name]
-                out.append(SyncPoller(Device(config, defs), bank.read, bank.write))
-            else:
-                out.append(ShuntPoller(config, self.shunts[name], defs, wire))
-        return out
+    def pollers(self, defs: Mapping[str, TagDef], wire: bool = False) -> list[Poller]:
+        """One inline poller per device, through its driver's own decode path (for ``InlinePort``); ``wire``
+        sends byte streams (VE.Direct blocks) through the byte parser too."""
+        return [DRIVERS[config.driver].inline_poller(config, defs, self.simulated[name], wire)
+                for name, config in self.configs.items()]

@@ -32,7 +32,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from runtime.drivers.base import DeviceConfig
-from tools.plantsim.devices import PlantDevices, RegisterBank
+from runtime.drivers.config import link_key
+from tools.plantsim.devices import PlantDevices, RegisterBank, ShuntFrames
 from tools.plantsim.model import Plant
 
 log = logging.getLogger("battplc.plant")
@@ -133,16 +134,17 @@ class PlantServer:
         self._error: BaseException | None = None
         self._ptys: dict[str, tuple[int, int]] = {}
         for name, config in self.devices.configs.items():
-            if config.driver == "vedirect":
+            device, link = self.devices.simulated[name], link_key(config)
+            if isinstance(device, ShuntFrames):  # a byte stream: served on a pseudo-terminal
                 master, slave = os.openpty()
                 tty.setraw(slave)  # no line discipline: the bytes arrive as sent
                 os.set_blocking(master, False)
                 self._ptys[name] = (master, slave)
                 self.serial_ports[name] = os.ttyname(slave)
-            elif config.driver == "modbus_tcp":
+            elif isinstance(device, RegisterBank) and link[0] == "tcp":  # registers behind a TCP port
                 key = (config.host, int(config.port))
                 self.endpoints.setdefault(key, _Endpoint())
-                self.endpoints[key].banks[config.unit] = self.devices.banks[name]
+                self.endpoints[key].banks[config.unit] = device
             else:
                 log.warning("plant: %s is a %s device, not served on the wire (battplc sim serves it "
                             "in-process)", name, config.driver)

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runtime.clock import SimClock
-from runtime.drivers.base import InlinePort
+from runtime.drivers.inline import InlinePort
+from runtime.names import program_tag
 from runtime.tags import Quality, TagDB
 from tools.plantsim.devices import PlantDevices, unknown_tags
 from tools.plantsim.model import Plant
@@ -337,7 +338,7 @@ class Simulation:
             step_time[chart] = {tag.format(step): round(n * self.period, 3) for step, n in sorted(counts.items())}
         simulated = self.scan.count * self.period
         programs = self.controller.programs + [i for i in (self.controller.interlocks,) if i is not None]
-        faults = {prog.name: db.values[f"prog.{prog.name}.faults"] for prog in programs}
+        faults = {prog.name: db.values[program_tag(prog.name, "faults")] for prog in programs}
         return {
             "scenario": self.scenario.name,
             "simulated_s": simulated,

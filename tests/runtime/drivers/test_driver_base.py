@@ -8,9 +8,11 @@ import pytest
 from driver_helpers import DT, FIXTURES, fixture_db, holding_image, load_map, regs
 
 from runtime.clock import SimClock
-from runtime.drivers.base import Backoff, DeviceConfig, Health, InlinePort, LinkContext, health_tags
+from runtime.drivers.base import Backoff, DeviceConfig, Health, LinkContext
 from runtime.drivers.codec import DecodeError, InputPoint
+from runtime.drivers.inline import InlinePort
 from runtime.drivers.modbus import Device, SyncPoller
+from runtime.drivers.state import health_tags
 from runtime.program import FunctionBlock, ScanContext
 from runtime.scan import Scan
 from runtime.tags import Quality, TagDB, TagDef, TagType

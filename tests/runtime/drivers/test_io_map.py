@@ -8,7 +8,7 @@ import pytest
 from driver_helpers import FIXTURES, fixture_db, load_map
 
 from runtime.config.schema import Errors
-from runtime.drivers.config import load_io_map
+from runtime.drivers.config import link_key, load_io_map
 from runtime.tags import Quality, TagType
 
 
@@ -17,7 +17,7 @@ def test_full_example_loads_with_defaults_and_health_tags() -> None:
     meter, second = load_map(FIXTURES / "io_map_full.yaml", db)
     assert (meter.host, meter.unit, meter.poll, meter.timeout, meter.stale_after) == ("127.0.0.1", 1, 0.1, 0.3, 1.0)
     assert (meter.backoff_initial, meter.backoff_max, meter.max_gap) == (0.1, 0.4, 8)
-    assert meter.link_key == second.link_key  # same gateway, one connection
+    assert link_key(meter) == link_key(second)  # same gateway, one connection
     by_tag = {p.tag: p for p in meter.inputs}
     assert (by_tag["t.coil"].table, by_tag["t.coil"].type) == ("coil", "bit")
     assert (by_tag["t.bit15"].type, by_tag["t.bit15"].bit) == ("bit", 15)
@@ -80,6 +80,18 @@ CASES = {
                  "'uint61' is not allowed (did you mean 'uint16'?)"),
     "scale zero": (HEAD + "    inputs:\n      - tag: t.u16\n        address: 0\n        scale: 0   #!\n",
                    "scale 0 would turn every value into the offset"),
+    "scale not a number": (HEAD + "    inputs:\n      - tag: t.u16\n        address: 0\n        scale: .nan   #!\n",
+                           "scale and offset must be finite numbers"),
+    "scale infinite": (HEAD + "    outputs:\n      - tag: o.sp\n        address: 0\n        scale: .inf   #!\n",
+                       "scale and offset must be finite numbers"),
+    "output scale too coarse": (HEAD + "    outputs:\n      - tag: charger.voltage_sp\n        address: 0\n"
+                                       "        scale: 100   #!\n",
+                                "scale 100 cannot represent tag 'charger.voltage_sp' (12..14.6 V)"),
+    "output range past its type": (HEAD + "    outputs:\n      - tag: charger.voltage_sp\n        address: 0\n"
+                                          "        scale: 0.0001   #!\n",
+                                   "encodes to raw 120000..146000 with scale 0.0001, outside the type's 0..65535"),
+    "input scale too coarse": (HEAD + "    inputs:\n      - tag: charger.voltage_sp\n        address: 0\n"
+                                      "        scale: 1   #!\n", "use scale 0.1 or finer"),
     "stale before next poll": (HEAD + "    poll: 2s\n    stale_after: 1s   #!\n"
                                       "    inputs: [{tag: t.u16, address: 0}]\n", "must be longer than poll 2s"),
     "backoff upside down": (HEAD + "    backoff: {initial: 10s, max: 1s}   #!\n"

@@ -3,12 +3,16 @@ drivers' own in-process path, to what the plant measures; writes drive its input
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from runtime.drivers.base import DeviceConfig, InlinePort
+from runtime.config.errors import ConfigErrors
+from runtime.drivers.base import DeviceConfig
 from runtime.drivers.codec import InputPoint, OutputPoint
+from runtime.drivers.inline import InlinePort
 from runtime.drivers.modbus import Device, SyncPoller
-from runtime.drivers.vedirect import VEDirectParser
+from runtime.drivers.vedirect import FramePoller, VEDirectParser
 from runtime.site import REPO_ROOT, load_site
 from runtime.tags import Quality, TagDB
 from tools.plantsim.devices import (
@@ -18,7 +22,6 @@ from tools.plantsim.devices import (
     PlantDevices,
     RegisterBank,
     ShuntFrames,
-    ShuntPoller,
     unknown_tags,
 )
 from tools.plantsim.model import Plant, PlantConfig
@@ -186,8 +189,8 @@ def test_shunt_values_are_the_same_with_and_without_the_byte_parser(site: tuple[
         for cell in plant.cells:
             cell.soc = soc
         plant.step(1.0, 0.0, 500.0, 10.0)
-    direct = ShuntPoller(config, ShuntFrames(plants[0]), site[1].defs).poll()
-    wire = ShuntPoller(config, ShuntFrames(plants[1]), site[1].defs, wire=True).poll()
+    direct = FramePoller(config, site[1].defs, ShuntFrames(plants[0])).poll()
+    wire = FramePoller(config, site[1].defs, ShuntFrames(plants[1]), wire=True).poll()
     assert direct == wire
     assert set(direct) == {p.tag for p in config.inputs}
     assert direct["shunt.voltage"] == pytest.approx(plants[0].pack_voltage, abs=0.001)
@@ -241,6 +244,15 @@ def test_unknown_fault_kinds_and_devices_are_refused(site: tuple[list[DeviceConf
         served.set_fault("bms1", "smoke")
     with pytest.raises(KeyError):
         served.set_fault("bms9", "offline")
+
+
+def test_a_device_the_plant_cannot_simulate_is_a_config_error_with_file_and_line(
+        site: tuple[list[DeviceConfig], TagDB]) -> None:
+    unknown = replace(site[0][0], name="mystery", driver="canbus", file="site/io_map.yaml", line=42)
+    with pytest.raises(ConfigErrors) as caught:
+        PlantDevices(Plant(), [*site[0], unknown])
+    assert str(caught.value) == ("site/io_map.yaml:42: devices.mystery: the plant simulator has no simulated device "
+                                 "for driver 'canbus'; it simulates: modbus_tcp, modbus_rtu, vedirect")
 
 
 def test_garbage_from_the_shunt_is_judged_by_the_real_parser() -> None:

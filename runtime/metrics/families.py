@@ -1,0 +1,214 @@
+"""A scrape's body: the per-tag families as prepared text, and the labelled runtime families."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from runtime.metrics.names import NOT_NAME, PREFIX
+from runtime.metrics.plan import Plan
+from runtime.metrics.snapshot import Snapshot
+from runtime.tags import Quality
+
+log = logging.getLogger("battplc.metrics")
+
+
+# ---- the per-tag families, as text --------------------------------------------------------------------------
+
+_NO_READING = frozenset((Quality.BAD, Quality.INIT))
+_QUALITY_HELP = "Quality of each exported tag: 0 GOOD, 1 STALE, 2 BAD, 3 INIT"
+
+
+class TagText:
+    """Renders one family per tag plus ``battplc_tag_quality`` in the text format, from prepared lines.
+
+    This is most of a scrape (two lines per tag), so it skips prometheus_client's per-sample objects and
+    formatting: about 1 ms for 1,000 tags instead of about 15 ms, GIL time the scan no longer waits for.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._rows = [(t.tag, t.head, t.scale, f'{PREFIX}tag_quality{{tag="{_label(t.tag)}"}} ')
+                      for t in plan.tags]
+        self._quality = {q: f"{int(q)}\n" for q in Quality}
+
+    def render(self, snap: Snapshot) -> str:
+        values, quality, codes = snap.values, snap.quality, self._quality
+        samples: list[str] = []
+        qualities = [f"# HELP {PREFIX}tag_quality {_QUALITY_HELP}\n# TYPE {PREFIX}tag_quality gauge\n"]
+        for tag, head, scale, quality_line in self._rows:
+            value = values.get(tag)
+            if value is None:  # declared after this snapshot was taken
+                continue
+            q = quality[tag]
+            samples.append(head + ("NaN\n" if q in _NO_READING else _number(float(value) * scale) + "\n"))
+            qualities.append(quality_line + codes[q])
+        return "".join(samples) + ("".join(qualities) if len(qualities) > 1 else "")
+
+
+def _number(value: float) -> str:
+    text = repr(value)
+    return floatToGoString(value) if "n" in text else text  # only nan and inf contain an "n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
+
+
+# ---- the labelled runtime families, through prometheus_client ----------------------------------------------
+
+StatsSource = Callable[[], Any]  # the Modbus server's counters (see server_families), None without a server
+
+
+class RuntimeCollector(Collector):
+    """Scan figures, charts, devices, programs, alarms and server requests: a few families with labels."""
+
+    def __init__(self, exporter: Any) -> None:
+        """``exporter``: the MetricsExporter whose newest snapshot and plan a scrape reads."""
+        self._exporter = exporter
+        self._stats_failing = False
+
+    def collect(self) -> Iterator[Metric]:
+        exporter = self._exporter
+        snap, plan = exporter.snapshot, exporter.plan().plan
+        yield from _scan_families(snap)
+        yield from _chart_families(snap, plan)
+        yield from _device_families(snap, plan)
+        yield from _program_families(snap, plan)
+        yield from _alarm_families(snap, plan)
+        stats = exporter.server_stats()
+        if stats is None:
+            return
+        try:
+            families = list(server_families(stats))
+        except (RuntimeError, TypeError, ValueError) as error:  # changed while copied, or an unknown shape
+            if not self._stats_failing:
+                log.warning("metrics: cannot read the Modbus server's counters (%s)", error)
+            self._stats_failing = True
+            return
+        self._stats_failing = False
+        yield from families
+
+
+def server_families(stats: Any) -> Iterator[Metric]:
+    """The Modbus server's counters, read without a lock from its thread (each copy is one C-level call).
+
+    A mapping {(function, result): count} becomes ``battplc_modbus_requests_total{function,result}``. An object
+    of counters (runtime.server's ``ServerStats``) becomes one counter per number field,
+    ``battplc_modbus_<field>_total``, and one with a ``kind`` label per mapping field (exceptions by code).
+    """
+    if isinstance(stats, Mapping):
+        family = CounterMetricFamily(PREFIX + "modbus_requests", "Modbus server requests by function and result",
+                                     labels=["function", "result"])
+        for key, count in sorted(dict(stats).items(), key=lambda item: str(item[0])):
+            if isinstance(key, tuple) and len(key) == 2 and _is_number(count):
+                family.add_metric([str(key[0]), str(key[1])], float(count))
+        if family.samples:
+            yield family
+        return
+    for field_name, value in sorted(dict(vars(stats)).items()):
+        name = PREFIX + "modbus_" + NOT_NAME.sub("_", field_name.lower()).removesuffix("_total")
+        documentation = f"Modbus server: {field_name.replace('_', ' ')}"
+        if _is_number(value):
+            yield CounterMetricFamily(name, documentation, value=float(value))
+        elif isinstance(value, Mapping):
+            counts = dict(value)
+            # (function, result) keys: requests by function and result; other keys: a plain kind.
+            pairs = bool(counts) and all(isinstance(k, tuple) and len(k) == 2 for k in counts)
+            family = CounterMetricFamily(name, documentation, labels=["function", "result"] if pairs else ["kind"])
+            for key, count in sorted(counts.items(), key=lambda item: str(item[0])):
+                if _is_number(count):
+                    labels = [str(k) for k in key] if pairs else [str(getattr(key, "name", key)).lower()]
+                    family.add_metric(labels, float(count))
+            if family.samples:
+                yield family
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _scan_families(snap: Snapshot) -> Iterator[Metric]:
+    yield CounterMetricFamily(PREFIX + "scans", "Scans run since start", value=snap.scans)
+    yield CounterMetricFamily(PREFIX + "scan_overruns", "Scans that ran past their slot", value=snap.overruns)
+    yield CounterMetricFamily(PREFIX + "scan_skipped_slots", "Scan slots skipped after overruns",
+                              value=snap.skipped)
+    yield GaugeMetricFamily(PREFIX + "scan_period", "Configured scan period", value=snap.period, unit="seconds")
+    yield snap.duration.family(PREFIX + "scan_duration", "Scan duration, latch to commit")
+    yield snap.lateness.family(PREFIX + "scan_lateness", "Scan start minus its deadline")
+
+
+def _chart_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
+    values = snap.values
+    step = GaugeMetricFamily(PREFIX + "sfc_step", "1 for the active step of each chart, 0 for its other steps",
+                             labels=["chart", "step"])
+    code = GaugeMetricFamily(PREFIX + "sfc_step_code",
+                             "Code of the active step (its index in the chart's steps)", labels=["chart"])
+    initial = GaugeMetricFamily(PREFIX + "sfc_initial_step_active",
+                                "1 while the chart rests in its initial step", labels=["chart"])
+    step_time = GaugeMetricFamily(PREFIX + "sfc_step_time_seconds",
+                                  "Time since the active step became active", labels=["chart"], unit="seconds")
+    held = GaugeMetricFamily(PREFIX + "sfc_held",
+                             "1 while the chart is held in its safe step (an input not GOOD)", labels=["chart"])
+    for chart in plan.charts.values():
+        active = values.get(chart.step_tag)
+        if active is not None:
+            for index, name in enumerate(chart.steps):
+                step.add_metric([chart.name, name], 1.0 if index == active else 0.0)
+            code.add_metric([chart.name], active)
+            initial.add_metric([chart.name], 1.0 if active == chart.initial else 0.0)
+        seconds = values.get(chart.time_tag)
+        if seconds is not None:
+            step_time.add_metric([chart.name], float(seconds) * chart.time_scale)
+        if (value := values.get(chart.held_tag)) is not None:
+            held.add_metric([chart.name], float(value))
+    yield from (family for family in (step, code, initial, step_time, held) if family.samples)
+
+
+def _device_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
+    values = snap.values
+    up = GaugeMetricFamily(PREFIX + "device_up", "1 while the device answers", labels=["device"])
+    errors = CounterMetricFamily(PREFIX + "device_errors", "Device errors by kind (kind all: not told apart)",
+                                 labels=["device", "kind"])
+    last_good = GaugeMetricFamily(PREFIX + "device_last_good_timestamp_seconds",
+                                  "Time of the device's last good read", labels=["device"], unit="seconds")
+    for device in plan.devices.values():
+        if (value := values.get(device.up_tag)) is not None:
+            up.add_metric([device.name], float(value))
+        if device.error_kinds:
+            for kind, tag in device.error_kinds.items():
+                if (value := values.get(tag)) is not None:
+                    errors.add_metric([device.name, kind], float(value))
+        elif (value := values.get(device.errors_tag)) is not None:
+            errors.add_metric([device.name, "all"], float(value))
+        if (value := values.get(device.last_good_tag)) is not None:
+            last_good.add_metric([device.name], float(value) * device.last_good_scale)
+    yield from (family for family in (up, errors, last_good) if family.samples)
+
+
+def _program_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
+    values = snap.values
+    fault = GaugeMetricFamily(PREFIX + "program_fault", "1 while the program raises (its outputs are safe)",
+                              labels=["program"])
+    faults = CounterMetricFamily(PREFIX + "program_faults", "Scans in which the program raised",
+                                 labels=["program"])
+    for program, tags in plan.programs.items():
+        if (value := values.get(tags.get("fault", ""))) is not None:
+            fault.add_metric([program], float(value))
+        if (value := values.get(tags.get("faults", ""))) is not None:
+            faults.add_metric([program], float(value))
+    yield from (family for family in (fault, faults) if family.samples)
+
+
+def _alarm_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
+    family = GaugeMetricFamily(PREFIX + "alarm_active", "1 while the alarm is raised", labels=["alarm"])
+    for alarm, tag in plan.alarms.items():
+        if (value := snap.values.get(tag)) is not None:
+            family.add_metric([alarm], float(value))
+    if family.samples:
+        yield family

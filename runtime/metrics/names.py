@@ -1,0 +1,73 @@
+"""Metric names: a tag's family name and HELP text, and the families the runtime itself exports.
+
+A tag becomes ``battplc_`` + its name with dots as underscores + its base unit (``runtime/units.py``); see the
+package docstring for the rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from runtime.tags import TagDef, TagType
+from runtime.units import base_unit
+
+PREFIX = "battplc_"
+
+RUNTIME_FAMILIES = frozenset(PREFIX + n for n in (
+    "scans_total", "scan_overruns_total", "scan_skipped_slots_total", "scan_period_seconds",
+    "scan_duration_seconds", "scan_lateness_seconds", "tag_quality", "sfc_step", "sfc_step_code",
+    "sfc_initial_step_active", "sfc_step_time_seconds", "sfc_held", "device_up", "device_errors_total",
+    "device_last_good_timestamp_seconds", "program_fault", "program_faults_total", "alarm_active",
+    "modbus_requests_total",
+))
+
+
+_RESERVED_ENDINGS = ("_total", "_count", "_sum", "_bucket", "_created", "_info")
+# Name parts promtool reads as abbreviated units, spelled out (par.current_ramp_a_s: "amperes a second").
+_SPELLED_OUT = {"s": "second", "sec": "second", "ms": "millisecond", "us": "microsecond", "ns": "nanosecond",
+                "m": "minute", "h": "hour", "d": "day", "b": "byte", "kb": "kilobyte", "mb": "megabyte",
+                "gb": "gigabyte", "tb": "terabyte", "pb": "petabyte"}
+NOT_NAME = re.compile(r"[^a-z0-9_]+")
+
+
+def is_counter(tag: TagDef) -> bool:
+    """A read-only, retained integer with unit ``count`` counts events over the battery's life and only grows.
+
+    (``interlock.trips`` is one; ``bms.online`` is not retained, it is measured anew: a gauge.)
+    """
+    return tag.type == TagType.INT and tag.unit == "count" and tag.access == "ro" and tag.retain
+
+
+def metric_name(tag: TagDef) -> str:
+    """The exposed family name of a tag (counters end in ``_total``)."""
+    unit = base_unit(tag.unit)
+    parts = [p for p in NOT_NAME.sub("_", tag.name.lower().replace(".", "_")).split("_") if p]
+    if is_counter(tag) and parts[-1:] == ["total"]:
+        parts.pop()
+    if len(parts) > 1 and parts[-1] in unit.spellings:
+        parts.pop()
+    parts = [_SPELLED_OUT.get(part, part) for part in parts]
+    if unit.suffix:
+        parts.append(unit.suffix)
+    name = PREFIX + "_".join(parts)
+    if is_counter(tag):
+        return name + "_total"
+    return name + "_value" if name.endswith(_RESERVED_ENDINGS) else name
+
+
+def describe(tag: TagDef) -> str:
+    """HELP text: the description, the tag it comes from, its unit and any conversion, enum codes."""
+    unit = base_unit(tag.unit)
+    notes = []
+    if tag.unit and tag.unit != "count":
+        notes.append(tag.unit if unit.scale == 1.0 else f"{tag.unit} exported in {unit.suffix}")
+    if tag.type == TagType.ENUM:
+        notes.append("codes " + ", ".join(f"{code}={name}" for code, name in enumerate(tag.values)))
+    if tag.type == TagType.BOOL:
+        notes.append("0/1")
+    text = tag.description.strip()
+    if text:
+        notes.insert(0, f"tag {tag.name}")
+    else:
+        text = f"Tag {tag.name}"
+    return f"{text} ({'; '.join(notes)})" if notes else text
