@@ -29,8 +29,8 @@ from runtime.config.schema import (
     string,
     tag_name,
 )
+from runtime.config.units import UNITS
 from runtime.tags import ModbusMap, TagDef, TagType
-from runtime.units import UNITS
 
 DTYPES = ("bool", "int16", "uint16", "int32", "uint32", "float32")
 DTYPE_RANGE = {"int16": (-32768, 32767), "uint16": (0, 65535), "int32": (-2**31, 2**31 - 1),

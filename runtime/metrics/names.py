@@ -1,6 +1,6 @@
 """Metric names: a tag's family name and HELP text, and the families the runtime itself exports.
 
-A tag becomes ``battplc_`` + its name with dots as underscores + its base unit (``runtime/units.py``); see the
+A tag becomes ``battplc_`` + its name with dots as underscores + its base unit (``runtime/config/units.py``); see the
 package docstring for the rules.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
+from runtime.config.units import base_unit
 from runtime.tags import TagDef, TagType
-from runtime.units import base_unit
 
 PREFIX = "battplc_"
 

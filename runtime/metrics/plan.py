@@ -10,10 +10,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from runtime.config.units import base_unit
 from runtime.metrics.names import RUNTIME_FAMILIES, describe, is_counter, metric_name
 from runtime.names import CHART, DEVICE, PROGRAM, owned
 from runtime.tags import TagDef, TagType
-from runtime.units import base_unit
 
 log = logging.getLogger("battplc.metrics")
 
