@@ -13,7 +13,8 @@ import math
 
 class Charger:
     __slots__ = ("enable", "voltage_sp", "current_sp", "max_power_w", "max_current_a", "max_voltage_v",
-                 "efficiency", "cable_r_ohm", "current", "output_voltage", "dc_power", "ac_power", "starts")
+                 "efficiency", "cable_r_ohm", "current", "output_voltage", "dc_power", "ac_power", "starts",
+                 "_was_enabled")
 
     def __init__(self, max_power_w: float = 5000.0, max_current_a: float = 160.0, max_voltage_v: float = 29.2,
                  efficiency: float = 0.94, cable_r_ohm: float = 0.010) -> None:
@@ -29,7 +30,8 @@ class Charger:
         self.output_voltage = 0.0
         self.dc_power = 0.0
         self.ac_power = 0.0  # drawn from the AC bus (W)
-        self.starts = 0  # times current began to flow
+        self.starts = 0  # times it was switched on (enable rising)
+        self._was_enabled = False
 
     def available_current(self, bank_ocv: float, bank_r_ohm: float) -> float:
         """Current the charger would push into a bank at ``bank_ocv`` with ``bank_r_ohm``, before the BMS."""
@@ -52,8 +54,9 @@ class Charger:
 
     def settle(self, current_a: float, bank_ocv: float, bank_r_ohm: float) -> None:
         """Record the current that actually flowed (after the BMS) and the resulting powers."""
-        if current_a > 0.0 and self.current <= 0.0:
+        if self.enable and not self._was_enabled:
             self.starts += 1
+        self._was_enabled = self.enable
         self.current = current_a
         if current_a > 0.0:
             v = bank_ocv + current_a * (bank_r_ohm + self.cable_r_ohm)
