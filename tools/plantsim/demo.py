@@ -16,6 +16,7 @@ from pathlib import Path
 
 from runtime.app import Controller
 from runtime.config.site import REPO_ROOT, load_site
+from tools.plantsim.events import apply_plant, end_fault, start_fault
 from tools.plantsim.model import Plant
 from tools.plantsim.scenario import Scenario, bind_site, load_scenario
 from tools.plantsim.serve import PlantServer
@@ -37,12 +38,14 @@ def plant_server(site_dir: Path, scenario: Scenario) -> PlantServer:
     names = [d.name for d in site.devices]
     for event in bind_site(scenario, names, db):
         if event.kind == "fault":
-            device, kind, seconds = event.data
-            server.events.append((event.at, lambda d=device, k=kind: server.devices.set_fault(d, k)))
+            seconds = event.data[2]
+            server.events.append((event.at, lambda f=event.data, t=event.at: start_fault(
+                server.devices, f, t, scenario.plant.seed)))
             if seconds:
-                server.events.append((event.at + seconds, lambda d=device: server.devices.set_fault(d, None)))
+                server.events.append((event.at + seconds, lambda f=event.data: end_fault(server.devices, f)))
         elif event.kind == "plant":
-            server.events.append((event.at, lambda values=event.data: server.pinned.update(values)))
+            server.events.append((event.at, lambda values=event.data: apply_plant(server.devices, server.pinned,
+                                                                                 values)))
         else:
             log.info("demo: scenario write at %g s ignored; write over Modbus TCP instead", event.at)
     return server

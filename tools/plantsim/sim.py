@@ -25,8 +25,8 @@ from runtime.clock import SimClock
 from runtime.drivers.base import InlinePort
 from runtime.tags import Quality, TagDB
 from tools.plantsim.devices import PlantDevices, unknown_tags
+from tools.plantsim.events import FaultData, apply_plant, end_fault, start_fault
 from tools.plantsim.model import Plant
-from tools.plantsim.plant.sensors import SensorFault
 from tools.plantsim.scenario import Check, Event, Scenario, bind_site
 
 log = logging.getLogger("battplc.sim")
@@ -252,7 +252,7 @@ class Simulation:
         total = max(1, int(math.floor(self.duration / period + 1e-9)))
         trace_every = max(1, int(round(self.scenario.trace_every / period)))
         events = list(self.events)
-        ends: list[tuple[float, str, str | None]] = []  # (time, device, sensor tag) of faults to clear
+        ends: list[tuple[float, FaultData]] = []  # (time, fault) of faults to clear
         bar = Progress(self.duration) if progress else None
         values = self.db.values
         tally, checks, watch = self.tally, self.checks, self.watch
@@ -299,37 +299,27 @@ class Simulation:
         """switched output -> scans it was on."""
         return {name: sum(n for value, n in self.tally.counts(name).items() if value) for name in self.switches}
 
-    def _apply(self, event: Event, t: float) -> list[tuple[float, str, str | None]]:
+    def _apply(self, event: Event, t: float) -> list[tuple[float, FaultData]]:
         if event.kind == "write":
             self.scada.put(event.data)
             return []
         if event.kind == "plant":
-            data = dict(event.data)
-            for key, connected in (("pack_off", False), ("pack_on", True)):
-                if key in data:
-                    self.plant.packs[int(data.pop(key)) - 1].connected = connected
-            self.port.pinned.update(data)
+            apply_plant(self.devices, self.port.pinned, event.data)
             return []
         device, kind, seconds, tag, value = event.data
-        if tag is None:
-            self.devices.set_fault(device, kind)
-        else:
-            self.devices.set_sensor_fault(device, tag, SensorFault(kind, value, t, seed=self.scenario.plant.seed))
+        start_fault(self.devices, event.data, t, self.scenario.plant.seed)
         log.info("t=%s: device %s %s%s%s", _hms(t), device, kind, f" {tag} {value:g}" if tag else "",
                  f" for {seconds:g} s" if seconds else "")
-        return [(event.at + seconds, device, tag)] if seconds else []
+        return [(event.at + seconds, event.data)] if seconds else []
 
-    def _clear_faults(self, ends: list[tuple[float, str, str | None]], t: float) -> list[tuple[float, str, str | None]]:
+    def _clear_faults(self, ends: list[tuple[float, FaultData]], t: float) -> list[tuple[float, FaultData]]:
         keep = []
-        for end, device, tag in ends:
+        for end, data in ends:
             if end <= t + 1e-9:
-                if tag is None:
-                    self.devices.set_fault(device, None)
-                else:
-                    self.devices.set_sensor_fault(device, tag, None)
-                log.info("t=%s: device %s %s again", _hms(t), device, f"reports {tag} true" if tag else "answers")
+                end_fault(self.devices, data)
+                log.info("t=%s: device %s %s again", _hms(t), data[0], f"reports {data[3]} true" if data[3] else "answers")
             else:
-                keep.append((end, device, tag))
+                keep.append((end, data))
         return keep
 
     def _sample(self, t: float) -> None:

@@ -24,7 +24,6 @@ SCENARIOS = sorted([*(REPO_ROOT / "scenarios").glob("*.yaml"), *(REPO_ROOT / "ex
 EXPECTED_TO_FAIL = {
     "kettle_evening": "issue 14: 103.6 Wh of battery energy exported in 3 h (target <= 15)",
     "broken_clouds": "issue 14: 1,354-odd charger switch-ons, 21.9 Wh exported (targets <= 24, <= 15)",
-    "winter_evening_17h": "issue 14: discharge beyond the 8 h window",
     "shunt_reading_high": "issue 14: displayed SoC drifts with the shunt's 3 A offset (target <= 4 points)",
 }
 MAX_SCANS = 21_600
