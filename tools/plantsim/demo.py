@@ -28,6 +28,13 @@ DEFAULT_SCENARIO = REPO_ROOT / "scenarios" / "sunny_summer_day.yaml"
 
 
 
+def default_scenario(site_dir: Path) -> Path:
+    """The plant a site's demo plays without ``--scenario``: the site's own first scenario (its plant has the
+    site's packs and cells), else the repository's sunny summer day."""
+    own = sorted((site_dir / "scenarios").glob("*.yaml")) if site_dir.resolve() != REPO_ROOT else []
+    return own[0] if own else DEFAULT_SCENARIO
+
+
 def plant_server(site_dir: Path, scenario: Scenario) -> PlantServer:
     """The plant of ``scenario`` serving the devices of ``site_dir``, profiles laid over today's clock."""
     site, db, _, _ = load_site(site_dir, with_programs=False)
@@ -54,7 +61,7 @@ def plant_server(site_dir: Path, scenario: Scenario) -> PlantServer:
 def run_demo(site_dir: Path | str = REPO_ROOT, scenario_path: Path | str | None = None,
              period: float | None = None, duration: float | None = None) -> int:
     site_dir = Path(site_dir)
-    scenario = load_scenario(scenario_path or DEFAULT_SCENARIO)
+    scenario = load_scenario(scenario_path or default_scenario(site_dir))
     server = plant_server(site_dir, scenario)
     controller: Controller | None = None
     server.start()

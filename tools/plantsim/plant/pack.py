@@ -55,7 +55,8 @@ class Pack:
                  "r_nominal", "cell_voltages", "cell_v_max", "cell_v_min", "voltage", "current", "soc",
                  "balancer_a", "balance_start_v", "balance_trigger_v", "balancer_efficiency",
                  "_soc_next", "_i_max", "_i_min", "_t_cached", "_r_temp", "_cap_a", "_cap_b", "_mid_sum",
-                 "_half_sum")
+                 "_half_sum",
+                 "_per_cell")
 
     def __init__(self, cells: list[Cell], cfg: PlantConfig, resistance_factor: float = 1.0) -> None:
         if not cells:
@@ -95,6 +96,8 @@ class Pack:
         self._r_temp = 1.0
         self._cap_a, self._cap_b = 1.0, 0.0
         self._mid_sum = self._half_sum = 0.0
+        # per cell, for the step's loop: (cell, SoC per ampere-second, self-discharge per second, ohm)
+        self._per_cell = [(c, 1.0 / (3600.0 * c.capacity_ah), c.self_discharge_per_s, c.resistance_ohm) for c in cells]
         self._temperature_factors()
 
     def _temperature_factors(self) -> None:
@@ -128,8 +131,8 @@ class Pack:
         nxt = self._soc_next
         volts = self.cell_voltages
         k = 0
-        for c in self.cells:
-            s = c.soc + current_a * dt / (3600.0 * c.capacity_ah) - c.self_discharge_per_s * dt
+        for c, per_as, leak, ohm in self._per_cell:
+            s = c.soc + (current_a * per_as - leak) * dt
             s = 1.0 if s > 1.0 else (0.0 if s < 0.0 else s)
             nxt[k] = s
             x = s * a + b
@@ -143,7 +146,7 @@ class Pack:
                 hh = half[i] + (half[i + 1] - half[i]) * f
             msum += m
             hsum += hh
-            v = m + h * hh + current_a * c.resistance_ohm * r_factor
+            v = m + h * hh + current_a * ohm * r_factor
             volts[k] = v
             vsum += v
             if v > vmax:

@@ -48,14 +48,20 @@ def share(packs: list[Pack], rs: list[float], ocvs: list[float], total: float) -
     return None if total != 0.0 else [0.0] * len(packs)
 
 
-def thevenin(packs: list[Pack], rs: list[float], ocvs: list[float], charge: bool) -> tuple[float, float]:
-    """(OCV, R) of the packs that may take current of one direction; (0, 0) if none may."""
-    g_sum = v_sum = 0.0
+def thevenin(packs: list[Pack], rs: list[float], ocvs: list[float]) -> tuple[float, float, float, float]:
+    """(OCV, R) of the packs that may take charge, then of those that may deliver; R 0 where none may."""
+    gc = vc = gd = vd = 0.0
     for k, p in enumerate(packs):
-        if p.connected and (p.bms.charge_allowed if charge else p.bms.discharge_allowed):
-            g_sum += 1.0 / rs[k]
-            v_sum += ocvs[k] / rs[k]
-    return (v_sum / g_sum, 1.0 / g_sum) if g_sum else (0.0, 0.0)
+        if p.connected:
+            g = 1.0 / rs[k]
+            bms = p.bms
+            if bms.charge_allowed:
+                gc += g
+                vc += ocvs[k] * g
+            if bms.discharge_allowed:
+                gd += g
+                vd += ocvs[k] * g
+    return (vc / gc if gc else 0.0, 1.0 / gc if gc else 0.0, vd / gd if gd else 0.0, 1.0 / gd if gd else 0.0)
 
 
 class Plant:
@@ -187,13 +193,16 @@ class Plant:
         ocvs = [p.ocv() for p in packs]
         rs = [p.resistance() for p in packs]
         currents: list[float] = [0.0] * len(packs)
-        for _ in range(2 * len(packs) + 2):
+        for attempt in range(2 * len(packs) + 2):
             # devices see the MOSFET states as they stand: an open MOSFET is an open circuit for that direction
-            ocv_c, r_c = thevenin(packs, rs, ocvs, charge=True)
+            ocv_c, r_c, ocv_d, r_d = thevenin(packs, rs, ocvs)
             i_chg = charger.available_current(ocv_c, r_c) if r_c else 0.0
-            ocv_d, r_d = thevenin(packs, rs, ocvs, charge=False)
-            p_dc = inverter.update(dt, r_d > 0.0) if _ == 0 else (inverter.dc_power if r_d > 0.0 else 0.0)
-            if r_d == 0.0 and inverter.running:
+            if attempt == 0:
+                p_dc = inverter.update(dt, r_d > 0.0)
+            elif r_d > 0.0:
+                p_dc = inverter.dc_power
+            else:
+                p_dc = 0.0
                 inverter.stop()
             i_dis = 0.0
             if p_dc > 0.0:
