@@ -537,3 +537,43 @@ def test_charging_current_heats_the_pack() -> None:
     assert len(charging.temperatures) == 2
     assert charging.temp_max == max(charging.temperatures)
     assert charging.temp_min == min(charging.temperatures)
+
+
+# --- device dynamics and packs ----------------------------------------------------------------------------
+
+
+def test_charger_keeps_to_its_own_voltage_limit() -> None:
+    plant = make(soc=0.5, charger_max_voltage_v=27.0, balancer_a=0.0)
+    start_charging(plant, 40.0, 100.0)  # told 40 V: it stops at its own 27 V
+    run(plant, 4 * 3600)
+    assert plant.charger.output_voltage <= 27.0 + 1e-9
+    assert plant.charger_current < 50.0  # tapering in CV at 27 V, far below the 100 A asked for
+
+
+def test_meter_refreshes_at_its_interval() -> None:
+    plant = make(meter_update_s=5.0)
+    seen = []
+    for k in range(10):
+        plant.step(1.0, 0.0, 100.0 * k, 20.0)
+        seen.append(plant.meter.house_power)
+    assert seen == [0.0] * 5 + [500.0] * 5  # refreshed at the first step and then every 5 s
+
+
+def test_inverter_efficiency_curve() -> None:
+    inv = make().inverter
+    assert inv.efficiency(53.0) == pytest.approx(0.84, abs=0.01)
+    assert inv.efficiency(500.0) > inv.efficiency(100.0) > inv.efficiency(53.0)
+    assert 0.95 < inv.efficiency(2000.0) < 0.97
+
+
+def test_two_packs_share_by_resistance_and_each_bms_measures_its_own() -> None:
+    from tools.plantsim.devices import MEASURED
+
+    plant = make(packs=2, soc=0.5, pack_resistance_spread_pct=20.0)
+    start_charging(plant, 28.5, 100.0)
+    run(plant, 60)
+    low_r, high_r = plant.packs  # pack 1 has the lower resistance: it takes more
+    assert low_r.current > high_r.current > 0 and low_r.current + high_r.current == pytest.approx(100.0, abs=1)
+    assert MEASURED["bms2.current"](plant) == high_r.current and MEASURED["bms1.current"](plant) == low_r.current
+    assert MEASURED["bms3.voltage"](plant) == 0.0  # no third pack: its registers read 0
+    assert plant.capacity_ah == 640.0 and plant.shunt.capacity_ah == 640.0

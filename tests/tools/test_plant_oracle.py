@@ -93,6 +93,7 @@ def test_battery_energy_exported_is_the_inverter_share_of_the_export() -> None:
     assert 0.0 < s["battery_export_wh"] <= p.grid_export_kwh * 1000.0
     # after the 30 s grid check the export (~1.2 kW) exceeds the inverter's 1 kW: all of it counts
     assert s["battery_export_wh"] == pytest.approx(1000.0 * (3600 - 30) / 3600, rel=0.01)
+    assert s["discharge_h"] == pytest.approx((3600 - 30) / 3600, abs=0.001)
 
 
 def test_starts_trips_and_hours_above_90() -> None:
