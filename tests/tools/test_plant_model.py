@@ -1,4 +1,5 @@
-"""Tests of the pure plant model (tools/plantsim/model.py): OCV curve, cells and spread, BMS cut-offs with
+"""Tests of the pure plant model (tools/plantsim/plant/): the published LFP curve with hysteresis, resistance
+and capacity vs temperature, cells and spread, BMS cut-offs with
 hysteresis, charger CC/CV, inverter start delay and minimum, grid meter sign, energy counters, thermal model
 and the independent safety monitor."""
 
