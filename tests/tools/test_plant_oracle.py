@@ -101,6 +101,7 @@ def test_starts_trips_and_hours_above_90() -> None:
     charge(p, 30.0, 100.0)
     step(p, 7200)
     assert p.bms_trips >= 1 and p.charger.starts == 1
+    assert 0 < p.oracle.first["charger_starts"] < p.oracle.first["bms_trips"]
     assert p.oracle.summary()["hours_above_90pct"] > 1.9
     discharge(p, 500.0)
     p.charger.enable = False
@@ -109,7 +110,7 @@ def test_starts_trips_and_hours_above_90() -> None:
     step(p, 5)
     discharge(p, 500.0)
     step(p, 60)
-    assert p.inverter.starts == 2
+    assert p.inverter.starts == 2 and p.oracle.first["inverter_starts"] == pytest.approx(7200 + 30, abs=1)
 
 
 def test_a_pack_off_the_bus_puts_all_current_on_the_other() -> None:

@@ -80,7 +80,7 @@ class Pack:
         self.balance_trigger_v = cfg.balance_trigger_v
         self.balancer_efficiency = cfg.balancer_efficiency
         self.hysteresis = max(-1.0, min(1.0, cfg.hysteresis))
-        self.capacity_ah = min(c.capacity_ah for c in cells)
+        self.capacity_ah = cfg.capacity_ah  # nominal: what the BMS is set to and the C-rates refer to
         self.r_nominal = sum(c.resistance_ohm for c in cells) * resistance_factor
         n = len(cells)
         self.cell_voltages = [0.0] * n

@@ -220,6 +220,7 @@ class Plant:
                 p.snapshot(dt, currents[k], rs[k] / p.r_nominal)
                 if protect and p.bms.evaluate(p.cell_v_max, p.cell_v_min, p.temp_max, p.temp_min):
                     opened = True
+                    self.oracle.first.setdefault("bms_trips", self.time_s + dt)
             if not opened:
                 break
         current = i_chg - i_dis
@@ -261,6 +262,11 @@ class Plant:
         self.grid_power = gp
         self.meter.update(dt, gp, pv, house)
         oracle.judge_site(t, dt, inv_ac, gp, self.soc)
+        first = oracle.first
+        if inverter.starts and "inverter_starts" not in first:
+            first["inverter_starts"] = t
+        if charger.starts and "charger_starts" not in first:
+            first["charger_starts"] = t
 
         to_kwh = dt / 3.6e6
         if power > 0.0:
