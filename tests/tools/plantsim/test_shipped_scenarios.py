@@ -24,6 +24,8 @@ SCENARIOS = sorted([*(REPO_ROOT / "scenarios").glob("*.yaml"), *(REPO_ROOT / "ex
 EXPECTED_TO_FAIL = {
     "kettle_evening": "issue 14: 103.6 Wh of battery energy exported in 3 h (target <= 15)",
     "broken_clouds": "issue 14: 1,356 charger switch-ons, 21.9 Wh exported (targets <= 24, <= 15)",
+    "highest_cell_bms_silent": "issue 14 item 5: limits.ccl up to 89 A while the silent pack's highest cell is "
+                               "unseen (target 0: a pack that cannot be isolated stops the charge)",
     "shunt_reading_high": "issue 14: displayed SoC 16.5 points off at worst with the shunt 3 A high (target <= 4)",
 }
 MAX_SCANS = 21_600
