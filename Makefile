@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench bench-quick lint check docs lock clean
+.PHONY: run test test-all bench bench-quick lint check docs lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -17,6 +17,10 @@ run: $(STAMP)
 	$(BIN)/battplc demo
 
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not long"
+
+# everything, including the week-long scenarios (minutes each); CI runs this
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve the simulated plant's devices on loopback (Modbus TCP, a pty for VE.Direct) and run "
                     "the controller of the site against them in real time. Ctrl-C stops both.")
     p.add_argument("dir", nargs="?", type=Path, default=None, help="site folder (default: the repository root)")
-    p.add_argument("--scenario", type=Path, help="plant, profiles and faults to play (default: "
+    p.add_argument("--scenario", type=Path, help="plant, profiles and faults to play (default: the "
+                                                 "site's first scenarios/*.yaml, else the repository's "
                                                  "scenarios/sunny_summer_day.yaml; its clock is today's)")
     p.add_argument("--period", type=duration_arg, help="scan period (default: the site's)")
     p.add_argument("--duration", type=duration_arg, help="stop after this long")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from runtime.app import Controller
 from runtime.site import REPO_ROOT, load_site
+from tools.plantsim.events import apply_plant, end_fault, start_fault
 from tools.plantsim.model import Plant
 from tools.plantsim.scenario import Scenario, bind_site, load_scenario
 from tools.plantsim.serve import PlantServer
@@ -25,6 +26,13 @@ log = logging.getLogger("battplc.demo")
 DEFAULT_SCENARIO = REPO_ROOT / "scenarios" / "sunny_summer_day.yaml"
 
 
+
+
+def default_scenario(site_dir: Path) -> Path:
+    """The plant a site's demo plays without ``--scenario``: the site's own first scenario (its plant has the
+    site's packs and cells), else the repository's sunny summer day."""
+    own = sorted((site_dir / "scenarios").glob("*.yaml")) if site_dir.resolve() != REPO_ROOT else []
+    return own[0] if own else DEFAULT_SCENARIO
 
 
 def plant_server(site_dir: Path, scenario: Scenario) -> PlantServer:
@@ -37,12 +45,14 @@ def plant_server(site_dir: Path, scenario: Scenario) -> PlantServer:
     names = [d.name for d in site.devices]
     for event in bind_site(scenario, names, db):
         if event.kind == "fault":
-            device, kind, seconds = event.data
-            server.events.append((event.at, lambda d=device, k=kind: server.devices.set_fault(d, k)))
+            seconds = event.data[2]
+            server.events.append((event.at, lambda f=event.data, t=event.at: start_fault(
+                server.devices, f, t, scenario.plant.seed)))
             if seconds:
-                server.events.append((event.at + seconds, lambda d=device: server.devices.set_fault(d, None)))
+                server.events.append((event.at + seconds, lambda f=event.data: end_fault(server.devices, f)))
         elif event.kind == "plant":
-            server.events.append((event.at, lambda values=event.data: server.pinned.update(values)))
+            server.events.append((event.at, lambda values=event.data: apply_plant(server.devices, server.pinned,
+                                                                                 values)))
         else:
             log.info("demo: scenario write at %g s ignored; write over Modbus TCP instead", event.at)
     return server
@@ -51,7 +61,7 @@ def plant_server(site_dir: Path, scenario: Scenario) -> PlantServer:
 def run_demo(site_dir: Path | str = REPO_ROOT, scenario_path: Path | str | None = None,
              period: float | None = None, duration: float | None = None) -> int:
     site_dir = Path(site_dir)
-    scenario = load_scenario(scenario_path or DEFAULT_SCENARIO)
+    scenario = load_scenario(scenario_path or default_scenario(site_dir))
     server = plant_server(site_dir, scenario)
     controller: Controller | None = None
     server.start()

@@ -32,6 +32,7 @@ from runtime.drivers.config import DRIVERS
 from runtime.drivers.vedirect import encode_frame
 from runtime.tags import TagDef
 from tools.plantsim.model import Plant
+from tools.plantsim.plant.sensors import SensorFault
 
 FAULT_KINDS = ("offline", "timeout", "garbage")
 
@@ -46,35 +47,49 @@ ALARM_BITS = {
 }
 
 
-def bms_alarms(plant: Plant) -> int:
-    bms = plant.bms
+def bms_alarms(bms: Any) -> int:
     return (ALARM_BITS.get(("charge", bms.charge_block_reason), 0)
             | ALARM_BITS.get(("discharge", bms.discharge_block_reason), 0))
 
 
-def _cell(index: int) -> Callable[[Plant], float]:
-    def voltage(plant: Plant) -> float:
-        volts = plant.cell_voltages
-        return volts[index] if index < len(volts) else 0.0
-    return voltage
+MAX_PACKS = 8
+
+
+def _unit(number: int) -> dict[str, Callable[[Plant], Any]]:
+    """What BMS ``bms<number>`` measures: its own pack (packs[number - 1]); 0 where the plant has fewer."""
+    index = number - 1
+
+    def of(measure: Callable[[Any], Any]) -> Callable[[Plant], Any]:
+        def read(plant: Plant) -> Any:
+            packs = plant.packs
+            return measure(packs[index]) if index < len(packs) else 0.0
+        return read
+
+    def cell(k: int) -> Callable[[Plant], Any]:
+        return of(lambda pack: pack.cell_voltages[k] if k < len(pack.cell_voltages) else 0.0)
+
+    prefix = f"bms{number}"
+    return {
+        **{f"{prefix}.cell_{k + 1}": cell(k) for k in range(32)},
+        f"{prefix}.voltage": of(attrgetter("voltage")),
+        f"{prefix}.current": of(attrgetter("current")),
+        f"{prefix}.soc": of(attrgetter("bms.soc_pct")),
+        f"{prefix}.temp_1": of(lambda pack: pack.temperatures[0]),
+        f"{prefix}.temp_2": of(lambda pack: pack.temperatures[1]),
+        f"{prefix}.capacity_ah": of(attrgetter("capacity_ah")),
+        f"{prefix}.charge_allowed": of(attrgetter("bms.charge_allowed")),
+        f"{prefix}.discharge_allowed": of(attrgetter("bms.discharge_allowed")),
+        f"{prefix}.alarms": of(lambda pack: bms_alarms(pack.bms)),
+    }
 
 
 # input tag -> what the device measures in the plant, in the tag's unit
 MEASURED: dict[str, Callable[[Plant], Any]] = {
-    **{f"bms1.cell_{i + 1}": _cell(i) for i in range(32)},
+    **{tag: measure for n in range(1, MAX_PACKS + 1) for tag, measure in _unit(n).items()},
     # (attrgetter: the banks read these every plant step, and a C-level getter is the cheapest call)
-    "bms1.voltage": attrgetter("pack_voltage"),
-    "bms1.current": attrgetter("battery_current"),
-    "bms1.soc": attrgetter("bms.soc_pct"),
-    "bms1.temp_1": lambda p: p.temperatures[0],
-    "bms1.temp_2": lambda p: p.temperatures[1],
-    "bms1.capacity_ah": attrgetter("capacity_ah"),
-    "bms1.charge_allowed": attrgetter("bms.charge_allowed"),
-    "bms1.discharge_allowed": attrgetter("bms.discharge_allowed"),
-    "bms1.alarms": bms_alarms,
-    "grid.power": attrgetter("grid_power"),
-    "pv.power": attrgetter("pv_power"),
-    "house.power": attrgetter("house_power"),
+    "grid.power": attrgetter("meter.grid_power"),
+    "pv.power": attrgetter("meter.pv_power"),
+    "house.power": attrgetter("meter.house_power"),
     "charger.voltage": attrgetter("charger.output_voltage"),
     "charger.current": attrgetter("charger.current"),
     "inverter.power": attrgetter("inverter.ac_power"),
@@ -156,9 +171,8 @@ class Table:
 IntegerPoint = tuple[Callable[[Plant], Any], list[Any], int, "int | None", float, float, int, int]
 
 
-def _integer_point(point: InputPoint, table: Table) -> IntegerPoint | None:
+def _integer_point(point: InputPoint, table: Table, measure: Callable[[Plant], Any] | None) -> IntegerPoint | None:
     """An (u)int16/(u)int32 input with a plant measure, as the encoding loop of ``RegisterBank`` takes it."""
-    measure = MEASURED.get(point.tag)
     if measure is None or point.table in BIT_TABLES or point.type not in RANGE:
         return None
     index = point.address - table.first  # the bank's span covers every point
@@ -183,13 +197,12 @@ def _encode_integers(plant: Plant, points: list[IntegerPoint]) -> None:
             cells[second] = n & 0xFFFF
 
 
-def _encoder(point: InputPoint, plant: Plant, table: Table) -> Encoder:
+def _encoder(point: InputPoint, plant: Plant, table: Table, measure: Callable[[Plant], Any] | None) -> Encoder:
     """A function that writes the present plant value of a bit or float point into the bank's registers.
 
     This is the device's side of the wire, written independently of the drivers' decoder (the tests prove
     the round trip through it). Integer points go through ``_encode_integers``.
     """
-    measure = MEASURED.get(point.tag)
     if measure is None:
         return lambda: None
     cells, index = table.cells, point.address - table.first  # the bank's span covers every point
@@ -245,15 +258,42 @@ class RegisterBank:
         self.reads = 0
         self.writes = 0
         self._garbage_turn = 0
-        integers = [(_integer_point(p, self.tables[p.table]), p) for p in config.inputs]
-        self._integers = [integer for integer, _ in integers if integer is not None]
-        self._encoders = [_encoder(p, plant, self.tables[p.table]) for integer, p in integers if integer is None]
+        self.sensor_faults: dict[str, SensorFault] = {}
+        self._build_encoders()
         self._outputs: dict[tuple[str, int], list[tuple[OutputPoint, Any]]] = {}
         for point in config.outputs:
             decode = _decoder(point)
             for i in range(point.width):
                 self._outputs.setdefault((point.table, point.address + i), []).append((point, decode))
         self._stamp: float | None = None
+        self.refresh()
+
+    def _measure(self, point: InputPoint) -> Callable[[Plant], Any] | None:
+        """What the device reports for a point: the plant's quantity, through its sensor fault if it has one."""
+        measure = MEASURED.get(point.tag)
+        fault = self.sensor_faults.get(point.tag)
+        if measure is None or fault is None:
+            return measure
+        fault.scale, fault.offset = point.scale, point.offset
+        return lambda plant: fault.apply(measure(plant), plant.time_s)
+
+    def _build_encoders(self) -> None:
+        integers = [(_integer_point(p, self.tables[p.table], self._measure(p)), p) for p in self.config.inputs]
+        self._integers = [integer for integer, _ in integers if integer is not None]
+        self._encoders = [_encoder(p, self.plant, self.tables[p.table], self._measure(p))
+                          for integer, p in integers if integer is None]
+
+    def set_sensor_fault(self, tag: str, fault: SensorFault | None) -> None:
+        """Start (or with None end) a sensor fault on one of the device's input tags."""
+        if tag not in {p.tag for p in self.config.inputs}:
+            raise KeyError(tag)
+        if fault is None:
+            self.sensor_faults.pop(tag, None)
+        else:
+            fault.since = self.plant.time_s
+            self.sensor_faults[tag] = fault
+        self._build_encoders()
+        self._stamp = None
         self.refresh()
 
     def spans(self) -> dict[str, tuple[int, int]]:
@@ -435,6 +475,16 @@ class PlantDevices:
         if kind is not None and kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; allowed: {', '.join(FAULT_KINDS)}")
         self.simulated[device].fault = kind
+
+    def set_sensor_fault(self, device: str, tag: str, fault: SensorFault | None) -> None:
+        """Start (or with None end) a sensor fault on one input ``tag`` of ``device``; a shunt's ``current``,
+        ``voltage`` or ``soc`` lie inside the shunt model, where its own coulomb counter sees them."""
+        if device in self.shunts:
+            self.plant.shunt.set_fault(tag.rsplit(".", 1)[-1], fault)
+        elif device in self.banks:
+            self.banks[device].set_sensor_fault(tag, fault)
+        else:
+            raise KeyError(device)
 
     def faults(self) -> dict[str, str]:
         return {name: device.fault for name, device in self.simulated.items() if device.fault}

@@ -34,10 +34,14 @@ linearly and repeated daily; ``{points: [...], hold: true}`` to hold each value 
 
 Events: ``at`` is a duration from the start. ``fault`` makes a device of io_map.yaml (its name, or an
 unambiguous prefix: ``bms`` for ``bms1``) ``offline`` (no answer), ``timeout`` (answers too late) or
-``garbage`` (exception responses, corrupt frames) for ``for`` (default: the rest of the run). ``write`` is
+``garbage`` (exception responses, corrupt frames) for ``for`` (default: the rest of the run). A sensor fault
+names the input ``tag`` it distorts and a ``value``: ``offset`` (+value), ``gain`` (x value), ``stuck``,
+``drift`` (+value per hour), ``noise`` (sigma), ``bitflip`` (bit number of the raw register or field), e.g.
+``{device: shunt, kind: offset, tag: shunt.current, value: 3}`` (see ``tools/plantsim/plant/sensors.py``). ``write`` is
 a SCADA write of one or more tags: refused like the server refuses it (read-only tag, outside min..max) and
 otherwise applied at the next scan's latch. ``plant`` changes plant inputs outside the controller's reach,
-e.g. ``{at: 2h, plant: {ambient: -5}}`` pins the ambient from then on.
+e.g. ``{at: 2h, plant: {ambient: -5}}`` pins the ambient from then on; ``pack_off: 2`` takes pack 2's
+cable off the bus (``pack_on: 2`` puts it back).
 
 ``expect`` bounds keys of the summary: a number (exact) or ``{min, max}``. ``checks`` bound a tag's value
 (``eq``, in the tag's type: true, 0, an enum name; ``min``/``max`` for numbers) at the first scan at or after
@@ -83,6 +87,7 @@ from runtime.config.yamlloc import LocDict, LocList, load_file
 from runtime.site import REPO_ROOT
 from tools.plantsim import profiles
 from tools.plantsim.model import PlantConfig
+from tools.plantsim.plant.sensors import SENSOR_KINDS
 
 FAULT_KINDS = ("offline", "timeout", "garbage")
 
@@ -179,10 +184,13 @@ def _plant_fields() -> dict[Any, Any]:
 PLANT = Schema(_plant_fields())
 FAULT = Schema({
     Required("device"): string,
-    Required("kind"): one_of(*FAULT_KINDS),
+    Required("kind"): one_of(*FAULT_KINDS, *SENSOR_KINDS),
+    Optional("tag"): tag_name,
+    Optional("value"): number,
     Optional("for"): positive_duration,
 })
-PLANT_EVENT = Schema({Optional("ambient"): number, Optional("pv"): number, Optional("house"): number})
+PLANT_EVENT = Schema({Optional("ambient"): number, Optional("pv"): number, Optional("house"): number,
+                      Optional("pack_off"): int_range(1, 64), Optional("pack_on"): int_range(1, 64)})
 EVENT = Schema({
     Required("at"): duration,
     Optional("fault"): FAULT,
@@ -224,7 +232,7 @@ SCENARIO = Schema({
 class Event:
     at: float
     kind: str  # "fault", "write" or "plant"
-    data: Any  # fault: (device, kind, seconds or None); write: {tag: value}; plant: {input: value}
+    data: Any  # fault: (device, kind, seconds or None, tag or None, value); write: {tag: value}; plant: {input: value}
     where: Where
 
 
@@ -321,7 +329,7 @@ def _plant_config(spec: dict[str, Any]) -> PlantConfig:
         values["ambient_c"] = values.pop("ambient")
     if "high_cell" in values:
         values["high_cell"] = values["high_cell"] - 1
-    for name in ("seed", "cells_series"):
+    for name in ("seed", "cells_series", "packs"):
         if name in values:
             values[name] = int(values[name])
     return PlantConfig(**values)
@@ -353,7 +361,7 @@ def _events(doc_events: list[Any], raw: Any, root: Where) -> list[Event]:
         kind = kinds[0]
         if kind == "fault":
             fault = event["fault"]
-            data: Any = (fault["device"], fault["kind"], fault.get("for"))
+            data: Any = (fault["device"], fault["kind"], fault.get("for"), fault.get("tag"), fault.get("value", 0.0))
         else:
             data = dict(event[kind])
         out.append(Event(event["at"], kind, data, where))
@@ -478,13 +486,18 @@ def bind_site(scenario: Scenario, devices: list[str], db: Any) -> list[Event]:
     for event in scenario.events:
         w = event.where
         if event.kind == "fault":
-            name, kind, seconds = event.data
+            name, kind, seconds, tag, value = event.data
             try:
                 name = resolve_device(name, devices)
             except Invalid as exc:
                 errors.append(ConfigError(w.file, w.line, f"{w.path}.fault.device", str(exc)))
                 continue
-            event = dataclasses.replace(event, data=(name, kind, seconds))
+            if (kind in SENSOR_KINDS) != (tag is not None):
+                errors.append(ConfigError(w.file, w.line, f"{w.path}.fault.tag",
+                                          f"a {kind} fault {'needs' if kind in SENSOR_KINDS else 'takes no'} `tag`: "
+                                          f"sensor faults ({', '.join(SENSOR_KINDS)}) name the tag they distort"))
+                continue
+            event = dataclasses.replace(event, data=(name, kind, seconds, tag, value))
         elif event.kind == "write":
             for tag, value in event.data.items():
                 if tag not in db.defs:

@@ -10,8 +10,8 @@ One asyncio loop in its own thread runs everything of the plant side, so plant, 
 - each VE.Direct device writes its two text blocks once a second to the master side of a pty; the slave
   side (``PlantServer.serial_ports[name]``) is what the runtime opens as the serial port.
 
-Faults on the wire: ``offline`` swallows the answer (the client times out); ``timeout`` answers after three
-times the device's timeout; ``garbage`` answers exception 4 and, every other time, a frame whose byte count
+Faults on the wire: ``offline`` swallows the answer (the client times out); ``timeout`` holds the answer for
+three times the device's timeout and then drops it (a late answer must not pass for a later request's); ``garbage`` answers exception 4 and, every other time, a frame whose byte count
 and data are one register short. A faulted shunt sends nothing (offline, timeout) or corrupt blocks.
 """
 
@@ -80,7 +80,10 @@ class _Endpoint:
             self.next_answer = "drop"
             return None
         if fault == "timeout":
+            # the answer comes three timeouts late; the client gave up on that request long ago, and a late
+            # answer must never pass for the answer to a later request: it is sent to no one (dropped)
             await asyncio.sleep(3 * bank.config.timeout)
+            self.next_answer = "drop"
         elif fault == "garbage":
             self.garbage_turn ^= 1
             if self.garbage_turn:

@@ -26,6 +26,7 @@ from runtime.drivers.inline import InlinePort
 from runtime.names import program_tag
 from runtime.tags import Quality, TagDB
 from tools.plantsim.devices import PlantDevices, unknown_tags
+from tools.plantsim.events import FaultData, apply_plant, end_fault, start_fault
 from tools.plantsim.model import Plant
 from tools.plantsim.scenario import Check, Event, Scenario, bind_site
 
@@ -238,6 +239,7 @@ class Simulation:
         self.switches = [n for n in SWITCHES if n in self.db.defs]
         self.tally = Tally([*self.charts.values(), *self.switches])
         self.checks = CheckRunner(scenario.checks)
+        self.watch = Watch(self.plant, "bat.soc" in self.db.defs)
 
     def _traced_tags(self) -> list[str]:
         params = sorted(n for n in self.db.defs if n.startswith("par."))
@@ -251,10 +253,10 @@ class Simulation:
         total = max(1, int(math.floor(self.duration / period + 1e-9)))
         trace_every = max(1, int(round(self.scenario.trace_every / period)))
         events = list(self.events)
-        ends: list[tuple[float, str]] = []  # (time, device) of faults to clear
+        ends: list[tuple[float, FaultData]] = []  # (time, fault) of faults to clear
         bar = Progress(self.duration) if progress else None
         values = self.db.values
-        tally, checks = self.tally, self.checks
+        tally, checks, watch = self.tally, self.checks, self.watch
         perf_counter = time.perf_counter
         scan_s = 0.0
         cpu_start = time.process_time()
@@ -271,6 +273,7 @@ class Simulation:
                 scan.step()
                 scan_s += perf_counter() - began
                 tally.count(values)
+                watch.observe(values, t)
                 if checks.due(t):
                     checks.evaluate(t, values)
                 if k % trace_every == 0:
@@ -297,26 +300,27 @@ class Simulation:
         """switched output -> scans it was on."""
         return {name: sum(n for value, n in self.tally.counts(name).items() if value) for name in self.switches}
 
-    def _apply(self, event: Event, t: float) -> list[tuple[float, str]]:
+    def _apply(self, event: Event, t: float) -> list[tuple[float, FaultData]]:
         if event.kind == "write":
             self.scada.put(event.data)
             return []
         if event.kind == "plant":
-            self.port.pinned.update(event.data)
+            apply_plant(self.devices, self.port.pinned, event.data)
             return []
-        device, kind, seconds = event.data
-        self.devices.set_fault(device, kind)
-        log.info("t=%s: device %s %s%s", _hms(t), device, kind, f" for {seconds:g} s" if seconds else "")
-        return [(event.at + seconds, device)] if seconds else []
+        device, kind, seconds, tag, value = event.data
+        start_fault(self.devices, event.data, t, self.scenario.plant.seed)
+        log.info("t=%s: device %s %s%s%s", _hms(t), device, kind, f" {tag} {value:g}" if tag else "",
+                 f" for {seconds:g} s" if seconds else "")
+        return [(event.at + seconds, event.data)] if seconds else []
 
-    def _clear_faults(self, ends: list[tuple[float, str]], t: float) -> list[tuple[float, str]]:
+    def _clear_faults(self, ends: list[tuple[float, FaultData]], t: float) -> list[tuple[float, FaultData]]:
         keep = []
-        for end, device in ends:
+        for end, data in ends:
             if end <= t + 1e-9:
-                self.devices.set_fault(device, None)
-                log.info("t=%s: device %s answers again", _hms(t), device)
+                end_fault(self.devices, data)
+                log.info("t=%s: device %s %s again", _hms(t), data[0], f"reports {data[3]} true" if data[3] else "answers")
             else:
-                keep.append((end, device))
+                keep.append((end, data))
         return keep
 
     def _sample(self, t: float) -> None:
@@ -359,8 +363,14 @@ class Simulation:
             "temp_min": round(p.temp_min_seen, 2),
             "temp_max": round(p.temp_max_seen, 2),
             "safety_violations": p.safety_violations,
+            **p.oracle.summary(),
+            "oracle_first_s": {name: round(t, 3) for name, t in sorted(p.oracle.first.items())},
             "bms_trips": p.bms_trips,
-            "interlock_trips": db.values.get(INTERLOCK_TRIPS, 0),
+            "inverter_starts": p.inverter.starts,
+            "charger_starts": p.charger.starts,
+            "soc_error_max_pts": round(self.watch.soc_error_max, 3),
+            "soc_error_end_pts": round(self.watch.soc_error_end, 3),
+            "interlock_trips": self.watch.interlock_trips,
             "program_faults": faults,
             "scada_writes_accepted": self.scada.accepted,
             "scada_writes_refused": self.scada.refused,
@@ -381,6 +391,34 @@ class Simulation:
         return {"plant": round(plant / scans * 1e6, 1), "devices": round(devices / scans * 1e6, 1),
                 "controller": round(controller / scans * 1e6, 1),
                 "sim_loop": round((self.wall_s - self.scan_s) / scans * 1e6, 1)}
+
+
+class Watch:
+    """What the summary judges per scan beyond the plant: the displayed ``bat.soc`` against the true SoC
+    (points; max of the magnitude, and signed at the end), and interlock trips counted as the rises of
+    ``interlock.trips`` (so a count that falls back and rises again is still counted)."""
+
+    def __init__(self, plant: Plant, has_soc: bool) -> None:
+        self.plant = plant
+        self.has_soc = has_soc
+        self.soc_error_max = 0.0
+        self.soc_error_end = 0.0
+        self.interlock_trips = 0
+        self._trips_seen = 0
+
+    def observe(self, values: Mapping[str, Any], t: float) -> None:
+        if self.has_soc:
+            shown = values["bat.soc"]
+            if isinstance(shown, (int, float)) and shown == shown:
+                err = shown - 100.0 * self.plant.soc
+                self.soc_error_end = err
+                if abs(err) > self.soc_error_max:
+                    self.soc_error_max = abs(err)
+        trips = values.get(INTERLOCK_TRIPS, 0) or 0
+        if trips != self._trips_seen:
+            if trips > self._trips_seen:
+                self.interlock_trips += trips - self._trips_seen
+            self._trips_seen = trips
 
 
 class Tally:

@@ -139,7 +139,7 @@ def test_encoding_of_every_type_and_word_order(type_: str, order: str, value: fl
         InputPoint("bms1.discharge_allowed", "discrete", 7, "bit"),
     ))
     plant = Plant()
-    plant.grid_power = value
+    plant.meter.grid_power = value  # what the meter shows
     bank = RegisterBank(config, plant)
     poller = SyncPoller(Device(config), bank.read, bank.write)
     values = poller.poll()
@@ -150,7 +150,7 @@ def test_encoding_of_every_type_and_word_order(type_: str, order: str, value: fl
 def test_integers_saturate_instead_of_wrapping() -> None:
     config = DeviceConfig("dev", "modbus_tcp", inputs=(InputPoint("grid.power", "input", 0, "int16"),))
     plant = Plant()
-    plant.grid_power = 1e6
+    plant.meter.grid_power = 1e6
     bank = RegisterBank(config, plant)
     assert SyncPoller(Device(config), bank.read, bank.write).poll()["grid.power"] == 32767
 

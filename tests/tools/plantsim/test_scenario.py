@@ -50,7 +50,7 @@ def test_the_example_of_the_issue_loads_and_binds(tmp_path: Path, site_db: tuple
     assert scenario.site == REPO_ROOT and scenario.plant.soc == 0.5 and scenario.plant.ambient_c == 20
     assert [e.kind for e in scenario.events] == ["fault", "write", "write"]
     events = bind_site(scenario, *site_db)
-    assert events[0].data == ("bms1", "offline", 300.0)  # `bms` names the one BMS of the site
+    assert events[0].data == ("bms1", "offline", 300.0, None, 0.0)  # `bms` names the one BMS of the site
     assert scenario.pv(12 * 3600) > 2500 and scenario.pv(3 * 3600) == 0
     assert scenario.house(7 * 3600) == 600 and scenario.ambient(14 * 3600) == 24
 

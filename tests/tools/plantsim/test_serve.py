@@ -178,3 +178,32 @@ def test_a_taken_port_is_a_clear_error() -> None:
         server = PlantServer(Plant(), devices)
         with pytest.raises(PlantServerError, match=f"cannot listen on 127.0.0.1:{port} for meter"):
             server.start()
+
+
+def test_a_timeout_keeps_the_device_bad_for_its_whole_window(served: PlantServer) -> None:
+    """Every answer comes too late, so no read succeeds while the fault lasts (a late answer once passed for
+    the next request's and made the meter GOOD again after one error)."""
+    from runtime.drivers.manager import DriverManager
+    from runtime.tags import Quality
+
+    db = load_site(REPO_ROOT, with_programs=False)[1]
+    configs = [c for c in served.devices.configs.values() if c.name == "meter"]
+    manager = DriverManager(configs, db)
+    manager.start()
+    try:
+        deadline = time.monotonic() + 5.0
+        while db.quality["grid.power"] is not Quality.GOOD and time.monotonic() < deadline:
+            manager.latch(db, time.monotonic())
+            time.sleep(0.05)
+        served.devices.set_fault("meter", "timeout")
+        seen = []
+        deadline = time.monotonic() + 6.0
+        while time.monotonic() < deadline:
+            manager.latch(db, time.monotonic())
+            seen.append(db.quality["grid.power"])
+            time.sleep(0.05)
+        first_bad = seen.index(Quality.BAD)
+        assert all(q is Quality.BAD for q in seen[first_bad:]), seen[first_bad:]
+    finally:
+        served.devices.set_fault("meter", None)
+        manager.stop()

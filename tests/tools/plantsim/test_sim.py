@@ -142,3 +142,43 @@ def test_missed_expectations_fail_the_command(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert f"{path}:" in err and "expect.scans: 60, expected = 5" in err
     assert main(["sim", "--scenario", str(path), "--duration", "30s"]) == 0  # shortened: not judged
+
+
+def test_a_sensor_offset_lasts_exactly_its_window(tmp_path: Path) -> None:
+    """bms1 reports cell 1 half a volt high from 2 min for 3 min: the controller's max cell shows it in that
+    window and only then (a valid frame, a wrong value)."""
+    path = tmp_path / "offset.yaml"
+    path.write_text(BASE.replace("trace_every: 30s", "trace_every: 1s") + "duration: 10min\nevents:\n"
+                    "  - {at: 2min, fault: {device: bms1, kind: offset, tag: bms1.cell_1, value: 0.5, for: 3min}}\n",
+                    encoding="utf-8")
+    simulation = Simulation(load_scenario(path))
+    simulation.run()
+    trace = simulation.trace
+    shown, true, times = trace.column("bat.cell_v_max"), trace.column("plant.cell_v_max"), trace.column("time")
+    lifted = [t for t, s, v in zip(times, shown, true, strict=True) if s is not None and s - v > 0.4]
+    # polled at the scan after the fault starts, gone at the scan after it ends
+    assert lifted and min(lifted) <= 122 and 298 <= max(lifted) <= 301
+    assert all(120 <= t <= 301 for t in lifted)
+
+
+def test_a_sensor_fault_needs_a_tag_and_a_device_fault_takes_none(tmp_path: Path) -> None:
+    from runtime.config.errors import ConfigErrors
+
+    for fault in ("{device: bms1, kind: offset, value: 1}", "{device: bms1, kind: offline, tag: bms1.cell_1}"):
+        path = scenario_file(tmp_path, f"events:\n  - {{at: 1min, fault: {fault}}}\n")
+        with pytest.raises(ConfigErrors, match="tag"):
+            Simulation(load_scenario(path))
+
+
+def test_soc_error_moves_with_a_wrong_capacity(tmp_path: Path) -> None:
+    """par.capacity_ah at half the truth: the displayed SoC runs away from the plant's while it charges."""
+    good = simulate(tmp_path).summary()
+    bad = simulate(tmp_path, "events:\n  - {at: 1s, write: {par.capacity_ah: 160}}\n").summary()
+    assert good["soc_error_max_pts"] < 0.5
+    assert bad["soc_error_max_pts"] > 1.5 and abs(bad["soc_error_end_pts"]) > 1.5
+
+
+def test_interlock_trips_count_a_lost_bms(tmp_path: Path) -> None:
+    assert simulate(tmp_path).summary()["interlock_trips"] == 0
+    lost = simulate(tmp_path, "events:\n  - {at: 3min, fault: {device: bms1, kind: offline, for: 1min}}\n")
+    assert lost.summary()["interlock_trips"] >= 1
