@@ -57,7 +57,7 @@ def test_demo_serves_modbus_and_metrics_and_stops_on_sigint(tmp_path: Path) -> N
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "demo", str(tmp_path)], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        banner = "".join(wait_for_line(proc, "metrics", timeout=30))
+        banner = "".join(wait_for_line(proc, "metrics", timeout=120))  # a busy machine starts slowly
         assert "127.0.0.1:5020" in banner and "http://127.0.0.1:9108/metrics" in banner
 
         voltage = 0.0
