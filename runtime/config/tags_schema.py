@@ -16,11 +16,13 @@ from runtime.config.schema import (
     Where,
     boolean,
     duration,
+    duration_range,
     host,
     identifier,
     int_range,
     integer,
     network,
+    nonzero_number,
     number,
     one_of,
     port,
@@ -39,7 +41,7 @@ DTYPE_RANGE = {"int16": (-32768, 32767), "uint16": (0, 65535), "int32": (-2**31,
 MODBUS = Schema({
     Required("address"): int_range(0, 65535),
     Optional("dtype"): one_of(*DTYPES),
-    Optional("scale", default=1.0): number,
+    Optional("scale", default=1.0): nonzero_number,
 })
 
 TAG = Schema({
@@ -64,6 +66,11 @@ def spin_duration(value: Any) -> float:
     if seconds > 0.005:
         raise Invalid(f"{value!r} is too long a spin; allowed 0..5ms (it costs CPU every scan)")
     return seconds
+
+
+# 1 ms is as fast as a Python scan can be asked to run; a scan slower than a minute no longer controls anything.
+SCAN_PERIOD_RANGE = (0.001, 60.0)
+scan_period = duration_range(*SCAN_PERIOD_RANGE)
 
 
 SERVER = Schema({
@@ -97,7 +104,7 @@ RETAIN = Schema({
 SITE = Schema({
     Optional("name", default="site"): identifier,
     Optional("description", default=""): string,
-    Optional("scan_period", default=0.1): positive_duration,
+    Optional("scan_period", default=0.1): scan_period,
     Optional("scan_spin", default=0.0003): spin_duration,
     Optional("application"): identifier,  # a program folder whose tags.yaml gives the scan order and the tags
     Optional("programs", default=list): ListOf(identifier),
@@ -264,16 +271,18 @@ def build_tag(name: str, t: dict[str, Any], where: Where, declared: Where, error
     site's override line for an overridden tag), the TagDef remembers where it was ``declared``."""
     if t is MISSING or t.get("type") is MISSING:
         return None
+    mb, names = t.get("modbus"), t.get("values")
+    nested = [*(mb.values() if isinstance(mb, dict) else ()), *(names if isinstance(names, list) else ())]
+    if any(v is MISSING for v in (*t.values(), *nested)):
+        return None  # an invalid value was reported while walking; the cross-field rules need valid ones
     before = len(errors)
     _check_enum(t, where, errors)
     _check_range(t, where, errors)
     _check_value(t, "default", where, errors)
     _check_value(t, "safe", where, errors)
     _check_modbus(t, where, errors)
-    mb = t.get("modbus")
-    nested = mb.values() if isinstance(mb, dict) else ()
-    if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
-        return None  # an invalid value was reported while walking; never build a TagDef around it
+    if len(errors) != before:
+        return None
     return TagDef(
         name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
         retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
