@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from runtime.config.schema import (
@@ -68,6 +69,30 @@ def spin_duration(value: Any) -> float:
     return seconds
 
 
+_ROLE = re.compile(r"^role:[A-Za-z0-9_.-]+$")
+
+
+def writer(value: Any) -> str:
+    """Who may write: a network (clients without TLS) or ``role:NAME`` (a TLS client certificate with OU=NAME)."""
+    if isinstance(value, str) and _ROLE.match(value):
+        return value
+    try:
+        return network(value)
+    except Invalid:
+        raise Invalid(f"{value!r} is neither a network like 192.168.1.0/24 (clients without TLS) nor role:NAME "
+                      f"(TLS clients whose certificate has OU=NAME)") from None
+
+
+def writer_group(value: Any) -> str:
+    """A tag group of server.writers: the first word of tag names (par, cmd, alarm, ...) or '*' for the rest."""
+    if value == "*":
+        return value
+    value = identifier(value)
+    if "-" in value:
+        raise Invalid(f"{value!r} is not a tag group; write the first word of tag names (par, cmd, alarm) or '*'")
+    return value
+
+
 # 1 ms is as fast as a Python scan can be asked to run; a scan slower than a minute no longer controls anything.
 SCAN_PERIOD_RANGE = (0.001, 60.0)
 scan_period = duration_range(*SCAN_PERIOD_RANGE)
@@ -81,12 +106,16 @@ SERVER = Schema({
     Optional("wrong_unit", default="ignore"): one_of("ignore", "exception"),
     Optional("allow", default=lambda: ["127.0.0.0/8", "::1/128"]): ListOf(network),
     Optional("max_connections", default=8): int_range(1, 1000),
+    Optional("max_connections_per_client", default=4): int_range(1, 1000),
     Optional("idle_timeout", default=60.0): positive_duration,
+    Optional("frame_timeout", default=2.0): duration_range(0.1, 60.0),
+    Optional("writers"): MapOf(writer_group, ListOf(writer)),
     Optional("tls"): Schema({
         Required("port"): port,
         Required("cert"): string,
         Required("key"): string,
         Optional("ca"): string,
+        Optional("only", default=False): boolean,
     }),
 })
 

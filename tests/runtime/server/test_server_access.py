@@ -17,6 +17,7 @@ import pytest
 from pymodbus.client import ModbusTlsClient
 from server_helpers import make_server, sim_scan
 
+from runtime.config.settings import section_of
 from runtime.server import Server
 from runtime.server.access import Gate
 from runtime.server.protocol import ServerStats
@@ -54,7 +55,7 @@ def test_allowlist_matches_networks(host: str, allowed: bool) -> None:
 
     loop = asyncio.new_event_loop()
     try:
-        gate = Gate(loop, ["127.0.0.0/8", "::1/128", "192.168.1.0/24"], 4, 60, ServerStats())
+        gate = Gate(loop, section_of("server", {"allow": ["127.0.0.0/8", "::1/128", "192.168.1.0/24"]}), ServerStats())
         assert gate.allowed(host) is allowed
     finally:
         loop.close()
