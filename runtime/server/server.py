@@ -167,7 +167,7 @@ class Server:
         settings = self.settings
         self.gate = gate = Gate(loop, settings, self.stats, self.write_logs)
         handler = self.handler
-                tls = settings.tls
+        tls = settings.tls
         if not (tls and tls.only):
             self._plain = await self._listen(loop, lambda: Connection(handler, gate, self.stats), settings.port)
             log.info("Modbus/TCP server on %s:%d, unit %d, %d tags mapped", *self.address, settings.unit_id,
