@@ -287,21 +287,18 @@ MAX_DURATION = 366 * 86400.0
 
 def duration(value: Any) -> float:
     """Seconds from a number or a text like '100ms', '30s', '6h20min'; finite, 0..MAX_DURATION."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise Invalid(f"expected a duration like 100ms, 30s, 6h20min, got {_show(value)}")
-    try:
-        seconds = parse_duration(value)
-    except DurationError as exc:
-        raise Invalid(str(exc)) from None
-    if not math.isfinite(seconds) or seconds > MAX_DURATION:
-        raise Invalid(f"{value!r} is not a usable duration; allowed 0..366d")
-    return seconds
+    return duration_range(0.0, MAX_DURATION)(value)
 
 
 def duration_range(lo: float, hi: float) -> Validator:
     """A duration within lo..hi seconds (both included)."""
     def validate(value: Any) -> float:
-        seconds = duration(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise Invalid(f"expected a duration like 100ms, 30s, 6h20min, got {_show(value)}")
+        try:
+            seconds = parse_duration(value)
+        except DurationError as exc:
+            raise Invalid(str(exc)) from None
         if not lo <= seconds <= hi:
             raise Invalid(f"{value!r} is out of range; allowed {format_duration(lo)}..{format_duration(hi)}")
         return seconds

@@ -132,7 +132,7 @@ class ByDriver(Composite):
             errors.add(where, f"missing required key 'driver'; allowed: {allowed(DRIVERS)}")
             return MISSING
         driver = value["driver"]
-        if driver not in SCHEMAS:
+        if not isinstance(driver, str) or driver not in SCHEMAS:
             errors.add(where.child("driver", value),
                        f"unknown driver {driver!r}{did_you_mean(str(driver), DRIVERS)}; allowed: {allowed(DRIVERS)}")
             return MISSING

@@ -124,10 +124,10 @@ def make_ca(folder: Path, name: str) -> None:
             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj", f"/CN={name}", cwd=folder)
 
 
-def make_cert(folder: Path, name: str, ca: str, extensions: str) -> None:
+def make_cert(folder: Path, name: str, ca: str, extensions: str, subject: str | None = None) -> None:
     (folder / f"{name}.ext").write_text(extensions + "\n")
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=folder)
+            "-out", f"{name}.csr", "-subj", subject or f"/CN={name}", cwd=folder)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
             "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
 
