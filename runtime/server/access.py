@@ -191,7 +191,7 @@ class Gate:
             return False
         self.stats.connections_evicted += 1
         self.refusals.log("closing %s: oldest unused connection (no complete request for %.3g s), its slot "
-                              "goes to a new client", oldest.client, self.loop.time() - oldest.last_request)
+                          "goes to a new client", oldest.client, self.loop.time() - oldest.last_request)
         oldest.close(abort=True)
         return True
 
@@ -227,7 +227,7 @@ class Gate:
             if connection.partial_since is not None and connection.partial_since < now - self.frame_timeout:
                 self.stats.connections_partial_closed += 1
                 self.refusals.log("closing %s: a frame incomplete for %.3g s (frame_timeout)", connection.client,
-                                      now - connection.partial_since)
+                                  now - connection.partial_since)
                 connection.close(abort=True)
             elif connection.last_request < now - self.idle_timeout:
                 self.stats.connections_idle_closed += 1

@@ -233,7 +233,7 @@ class RequestHandler:
         self.stats.writes_accepted += 1
         for point, value in planned:
             self.accepted_log.log("write accepted from %s: %s %s -> %s (%s %d; lands at the next scan)", client,
-                                      point.name, self._old(point), point.tag.format(value), table, point.address)
+                                  point.name, self._old(point), point.tag.format(value), table, point.address)
         return reply
 
     def _plan(self, space: str, address: int, items: list[Any]) -> list[tuple[Point, Any]]:
@@ -283,11 +283,11 @@ class RequestHandler:
         point = refused.point
         if point is None:
             self.refused_log.log("write refused from %s: %s %d: %s (exception %02d)", client, table, address,
-                                     refused, refused.code)
+                                 refused, refused.code)
             return
         new = "" if refused.new is None else f" -> {refused.new}"
         self.refused_log.log("write refused from %s: %s %s%s: %s (exception %02d)", client, point.name,
-                                 self._old(point), new, refused, refused.code)
+                             self._old(point), new, refused, refused.code)
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -403,7 +403,7 @@ class Connection(asyncio.BufferedProtocol):
             if buffer[position + 2] or buffer[position + 3] or not 2 <= length <= MAX_PDU + 1:
                 self.stats.frames_malformed += 1
                 self.gate.malformed.log("closing %s: bad MBAP header %s (protocol id must be 0, length 2..%d)",
-                                            self.client, buffer[position:position + 6].hex(" "), MAX_PDU + 1)
+                                        self.client, buffer[position:position + 6].hex(" "), MAX_PDU + 1)
                 self._close_after(replies)
                 return
             end = position + 6 + length
