@@ -141,8 +141,11 @@ def _take_the_application_order(site: Site, errors: Errors) -> None:
     if order is None:
         return
     site.order = order
-    site.settings = replace(settings, programs=tuple(order.doc.get("programs") or ()),
-                            interlocks=order.doc.get("interlocks"))
+    # A value that failed validation (reported with the merge) is MISSING: no order from it, no crash.
+    programs, interlocks = order.doc.get("programs"), order.doc.get("interlocks")
+    site.settings = replace(settings, programs=tuple(p for p in programs if isinstance(p, str))
+                            if isinstance(programs, list) else (),
+                            interlocks=interlocks if isinstance(interlocks, str) else None)
 
 
 def _complete(doc: Any) -> bool:

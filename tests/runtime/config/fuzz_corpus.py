@@ -1,6 +1,7 @@
 """A deterministic corpus of broken config and scenario files, mutated from the shipped ones.
 
-Every entry is one file of a site (tags.yaml, io_map.yaml) or one scenario, broken in one way:
+Every entry is one file of the default site (tags.yaml, io_map.yaml, the application's programs/tags.yaml) or
+one scenario, broken in one way:
 
 * bytes: random binary, truncation, a NUL or another control character, Latin-1 / UTF-16 / UTF-32 text,
   flipped bytes, a tab indent;
@@ -26,7 +27,7 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-SITE_FILES = ("tags.yaml", "io_map.yaml")
+SITE_FILES = ("tags.yaml", "io_map.yaml", "programs/tags.yaml")
 SEED = 16
 
 # Values a key is retyped to; each key shape gets RETYPES_PER_SHAPE of them, rotating, so that across the

@@ -35,12 +35,17 @@ def mutants() -> list[Mutant]:
     return corpus()
 
 
+def copy_site(folder: Path) -> None:
+    """The default site in ``folder``: its tags.yaml and io_map.yaml, and its application (programs/)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(REPO_ROOT / "programs", folder / "programs", ignore=shutil.ignore_patterns("drawings", "__pycache__"))
+    for name in ("tags.yaml", "io_map.yaml"):
+        shutil.copy(REPO_ROOT / name, folder / name)
+
+
 def check_site(mutant: Mutant, folder: Path) -> list[str]:
     """`battplc check` on the default site with one file replaced by the mutant; the problems found."""
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for name in SITE_FILES:
-        shutil.copy(REPO_ROOT / name, folder / name)
+    copy_site(folder)
     (folder / mutant.base).write_bytes(mutant.data)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -52,7 +57,7 @@ def check_site(mutant: Mutant, folder: Path) -> list[str]:
     lines = [line for line in err.getvalue().splitlines() if not line.startswith(("20", "<"))]  # log lines
     errors, summary = lines[:-1], lines[-1] if lines else ""
     problems = [] if re.match(r"\d+ error\(s\); nothing was started", summary) else [f"no summary: {summary!r}"]
-    files = (str(folder / "tags.yaml"), str(folder / "io_map.yaml"), str(REPO_ROOT / "programs"))
+    files = (str(folder / "tags.yaml"), str(folder / "io_map.yaml"), str(folder / "programs"))
     for line in errors:
         if not line.startswith(files):
             problems.append(f"error names no file of the site: {line}")
@@ -114,7 +119,7 @@ def test_the_whole_corpus_gives_no_traceback(tmp_path: Path) -> None:
 ])
 def test_check_refuses_a_scan_period_the_runtime_cannot_run(tmp_path: Path, settings: str, words: str) -> None:
     """As a user runs it: a separate process, exit status 2, one line naming file:line, no traceback."""
-    shutil.copy(REPO_ROOT / "io_map.yaml", tmp_path / "io_map.yaml")
+    copy_site(tmp_path)
     text = (REPO_ROOT / "tags.yaml").read_text()
     (tmp_path / "tags.yaml").write_text(re.sub(r"scan_period: \S+", settings, text, count=1))
     line = text[:text.index("scan_period")].count("\n") + 1
@@ -130,7 +135,7 @@ def test_check_refuses_a_scan_period_the_runtime_cannot_run(tmp_path: Path, sett
     ("devices:\n", "has no value; write `devices: {}`"),
 ])
 def test_an_io_map_without_devices_is_an_error_unless_written_empty(tmp_path: Path, text: str, words: str) -> None:
-    shutil.copy(REPO_ROOT / "tags.yaml", tmp_path / "tags.yaml")
+    copy_site(tmp_path)
     (tmp_path / "io_map.yaml").write_text(text)
     with pytest.raises(ConfigErrors, match=re.escape(words)):
         from runtime.site import load_site
@@ -140,13 +145,13 @@ def test_an_io_map_without_devices_is_an_error_unless_written_empty(tmp_path: Pa
 
 
 def test_errors_of_every_file_come_in_one_run(tmp_path: Path) -> None:
-    """A bad tags.yaml value, a bad io_map.yaml value and a bad chart, all in one report."""
-    text = (REPO_ROOT / "tags.yaml").read_text()
-    (tmp_path / "tags.yaml").write_text(text.replace("scan_period: 100ms", "scan_period: .nan", 1))
+    """A bad value in tags.yaml, in io_map.yaml and in a chart, all in one report."""
+    copy_site(tmp_path)
+    text = (tmp_path / "tags.yaml").read_text()
+    (tmp_path / "tags.yaml").write_text(text.replace("unit: V", "unit: parsec", 1))
     (tmp_path / "io_map.yaml").write_text((REPO_ROOT / "io_map.yaml").read_text().replace("poll: 1s", "poll: .inf", 1))
-    (tmp_path / "programs").mkdir()
-    chart = (REPO_ROOT / "programs" / "keep.sfc.yaml").read_text()
-    (tmp_path / "programs" / "keep.sfc.yaml").write_text(chart + "\nbogus_key: 1\n")
+    chart = tmp_path / "programs" / "keep.sfc.yaml"
+    chart.write_text(chart.read_text() + "\nbogus_key: 1\n")
     from runtime.site import load_site
     with pytest.raises(ConfigErrors) as caught:
         load_site(tmp_path)
