@@ -21,14 +21,18 @@ from runtime.clock import Clock, RealClock
 from runtime.drivers import manager
 from runtime.events import EventLog
 from runtime.notify import SystemdNotifier, WatchdogKicker, watchdog_interval
-from runtime.retain import RetainStore, RetainWriter
+from runtime.retain import RetainStore, RetainWriter, check_values, resolve_path, writable_problem
 from runtime.scan import Scan
 from runtime.site import load_site
+from runtime.tags import TagDef, TagType
 
 # Services started around the scan, each a function Controller -> stop callable (or None when disabled).
 SERVICES = (manager.attach, server.attach, metrics.attach)
 
 log = logging.getLogger("battplc")
+
+RETAIN_ALARM = TagDef("alarm.retain_lost", TagType.BOOL, description="the retain file was bad at start: "
+                      "retained values came from its previous copy (.bak) or from the defaults (see the log)")
 
 
 class Controller:
@@ -56,18 +60,21 @@ class Controller:
 
     # ---- pieces ---------------------------------------------------------------------------------------------
 
-    def _retain_path(self) -> Path:
-        path = Path(self.site.settings.retain.path)
-        return path if path.is_absolute() else self.site.dir / path
-
     def _restore(self) -> None:
-        self.retain_store = RetainStore(self._retain_path(), self.site.settings.retain.period,
-                                        clock=self.clock.monotonic, log=log)
-        saved = self.retain_store.load()
+        """Load retained values; a bad file never stops the start: it raises alarm.retain_lost instead."""
+        path = resolve_path(self.site.settings.retain.path, self.site.dir)
+        self.retain_store = RetainStore(path, self.site.settings.retain.period, clock=self.clock.monotonic, log=log)
+        problem = writable_problem(path)
+        if problem:
+            log.warning("retain: %s; retained values (parameters, SoC, inhibit timers) will live in memory only "
+                        "and be lost at the next start", problem)
+        saved = self.retain_store.load(check_values(self.db.defs))
         skipped = self.db.restore(saved)
         if skipped:
-            log.warning("retain: ignored %d saved value(s) no longer valid: %s", len(skipped),
+            log.warning("retain: ignored %d saved value(s) this tags.yaml does not retain: %s", len(skipped),
                         ", ".join(sorted(skipped)[:10]))
+        alarm = self.db.ensure(RETAIN_ALARM)
+        self.db.values[alarm.name] = self.retain_store.fallback is not None
 
     def _start_services(self) -> None:
         # Drivers, server and metrics run in threads; with the default 5 ms GIL switch interval a busy one can

@@ -1,6 +1,7 @@
 """The ``battplc`` command: check, run and inspect a site; charts, Modbus and the simulator add their sub-commands.
 
-Config problems print one line each (file:line: key: what is wrong) and exit 1 without a traceback.
+Config problems print one line each (file:line: key: what is wrong) and exit with status 2 (CONFIG_INVALID)
+without a traceback; a failure while running exits with 1.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import logging
 import sys
 
 from runtime.app import Controller
-from runtime.cli_args import duration_arg, site_arg
+from runtime.cli_args import duration_arg, period_arg, site_arg
 from runtime.config.errors import ConfigErrors
 from runtime.events import configure_logging
+from runtime.retain import resolve_path, writable_problem
 from runtime.server import cli as modbus_commands
 from runtime.sfc import cli as chart_commands
 from runtime.site import load_site
@@ -20,10 +22,15 @@ from tools.plantsim import cli as sim_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
 COMMANDS = (chart_commands, modbus_commands, sim_commands)
+CONFIG_INVALID = 2  # exit status for a config that does not load (1: a failure while running)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     site, db, programs, interlocks = load_site(args.dir)
+    problem = writable_problem(resolve_path(site.settings.retain.path, site.dir))
+    if problem:
+        print(f"{site.files['tags']}: warning: site.retain.path: {problem}; retained values would live in "
+              f"memory only", file=sys.stderr)
     names = [p.name for p in programs] + ([f"{interlocks.name} (interlocks)"] if interlocks else [])
     print(f"{site.dir}: ok: site {site.name!r}, {len(db.defs)} tags, {len(site.devices)} devices, "
           f"programs: {', '.join(names) or 'none'}")
@@ -77,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the controller in real time until Ctrl-C or SIGTERM")
     site_arg(p)
-    p.add_argument("--period", type=duration_arg, help="scan period, e.g. 10ms, 100ms, 1s (default: the site's)")
+    p.add_argument("--period", type=period_arg, help="scan period, e.g. 10ms, 100ms, 1s (default: the site's)")
     p.add_argument("--duration", type=duration_arg, help="stop after this long (e.g. 60s)")
     p.set_defaults(func=cmd_run)
 
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         for error in exc.errors:
             print(error, file=sys.stderr)
         print(f"{len(exc.errors)} error(s); nothing was started", file=sys.stderr)
-        return 1
+        return CONFIG_INVALID
 
 
 if __name__ == "__main__":

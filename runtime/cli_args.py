@@ -1,4 +1,4 @@
-"""Argument types the ``battplc`` sub-commands share: a site folder and a duration.
+"""Argument types the ``battplc`` sub-commands share: a site folder, a duration and a scan period.
 
 Kept apart from runtime/cli.py so a sub-command module (charts, Modbus, simulator) imports these without
 importing the command that imports it.
@@ -20,6 +20,17 @@ def duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if seconds <= 0:
         raise argparse.ArgumentTypeError("must be greater than zero")
+    return seconds
+
+
+def period_arg(text: str) -> float:
+    """A scan period on the command line, in the range tags.yaml allows for site.scan_period."""
+    from runtime.config.tags_schema import SCAN_PERIOD_RANGE
+
+    seconds = duration_arg(text)
+    low, high = SCAN_PERIOD_RANGE
+    if not low <= seconds <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; allowed {low * 1000:g}ms..{high:g}s")
     return seconds
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -17,9 +18,15 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise DurationError(f"expected a duration like 100ms, 30s, 6h20min, got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise DurationError("too long a duration (the number is beyond any float)") from None
+        if not math.isfinite(seconds):
+            raise DurationError(f"a duration must be a finite number of seconds, got {value!r}")
+        if seconds < 0:
             raise DurationError(f"a duration cannot be negative: {value!r}")
-        return float(value)
+        return seconds
     text = str(value).strip().replace(" ", "")
     if not text:
         raise DurationError("empty duration; write e.g. 100ms, 30s, 6h20min")
@@ -36,6 +43,8 @@ def parse_duration(value: str | int | float) -> float:
             raise DurationError(
                 f"{value!r} is not a duration; write a number of seconds or parts like 10ms, 2.4s, 30min, 6h20min, 1d"
             ) from None
+    if not math.isfinite(total):
+        raise DurationError(f"{value!r} is too long a duration")
     return total
 
 

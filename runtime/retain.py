@@ -14,12 +14,22 @@ before (a power cut may also undo renames not yet synced, leaving the previous c
 success only once the main file holds it. So `load()` never returns state older than one save interval plus
 the save in flight; it falls back to `.bak`, then to defaults, with one WARNING line naming the bad file and
 why. Rotating by rename, not by copy, keeps it to one file write per save, which matters on an SD card.
+
+Bad files. Whatever a file holds (binary, cut short, numbers of 5,000 digits, `true` where a float belongs,
+NaN, values outside a tag's min..max, an enum code a newer tags.yaml no longer has), `load()` never raises:
+with a ``check`` (see `check_values`) every value must fit its tag exactly, or the whole file counts as bad
+and the next one is tried. `fallback` then says what happened; the controller raises `alarm.retain_lost`.
+Saved names the tags no longer declare are not an error (a tag was dropped or renamed): they are skipped.
+
+Where. A relative `retain.path` is taken from the site folder, or, under systemd with `StateDirectory=`
+(environment variable STATE_DIRECTORY), from the state directory, the one place the service may write.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -28,9 +38,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.tags import TagDef
 
 FORMAT_VERSION = 1
+# Integers beyond this are not counters or timestamps but damage (and may not fit the Modbus map).
+INT_LIMIT = 2**63
+Check = Callable[[Mapping[str, Any]], list[str]]
 
 
 def canonical_json(values: Mapping[str, Any]) -> str:
@@ -91,11 +107,18 @@ class RetainStore:
         self._dirty = False
         self._last_write_at: float | None = None
         self._write_failing = False
+        # After load(): None if the main file was used (or neither file exists yet), else what was used instead.
+        self.fallback: str | None = None
 
-    def load(self) -> dict[str, Any]:
-        """Retained values from the main file, else from `.bak`, else {} (use defaults). Never raises on bad files."""
+    def load(self, check: Check | None = None) -> dict[str, Any]:
+        """Retained values from the main file, else from `.bak`, else {} (use defaults). Never raises on bad files.
+
+        ``check(values)`` lists what is wrong with a file's values (empty: usable); see `check_values`.
+        """
+        self._check = check
+        self.fallback = None
         try:
-            snapshot = _read_snapshot(self.path)
+            snapshot = _read_snapshot(self.path, check)
         except _Unusable as main_problem:
             return self._load_fallback(main_problem)
         self.log.info(
@@ -112,7 +135,7 @@ class RetainStore:
     def _load_fallback(self, main_problem: _Unusable) -> dict[str, Any]:
         backup_name = self.backup_path.name
         try:
-            snapshot = _read_snapshot(self.backup_path)
+            snapshot = _read_snapshot(self.backup_path, self._check)
         except _Unusable as backup_problem:
             if main_problem.missing and backup_problem.missing:
                 self.log.warning(
@@ -128,6 +151,7 @@ class RetainStore:
                     backup_name,
                     backup_problem,
                 )
+                self.fallback = f"{self.path.name} is {main_problem} and {backup_name} is {backup_problem}: defaults"
             self._latest, self._saved, self._dirty = {}, None, False
             return {}
         self.log.warning(
@@ -137,6 +161,8 @@ class RetainStore:
             backup_name,
             snapshot.saved_at,
         )
+        if not main_problem.missing:  # a missing main file with a good .bak is a save cut by a crash: normal
+            self.fallback = f"{self.path.name} is {main_problem}: {backup_name} from {snapshot.saved_at}"
         self._latest, self._saved = dict(snapshot.values), None
         # .bak is now the only good copy: rewrite the main file at the first chance, so there are two again.
         self._dirty = True
@@ -206,7 +232,16 @@ class RetainStore:
         return True
 
 
-def _read_snapshot(path: Path) -> _Snapshot:
+def _read_snapshot(path: Path, check: Check | None = None) -> _Snapshot:
+    snapshot = _parse_snapshot(path)
+    problems = check(snapshot.values) if check is not None else []
+    if problems:
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        raise _Unusable(f"corrupt ({problems[0]}{more})")
+    return snapshot
+
+
+def _parse_snapshot(path: Path) -> _Snapshot:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -231,6 +266,8 @@ def _read_snapshot(path: Path) -> _Snapshot:
         ) from None
     except RecursionError:
         raise _Unusable("corrupt (nested too deeply)") from None
+    except ValueError:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise _Unusable("corrupt (a number Python cannot read)") from None
     return _check_document(document)
 
 
@@ -243,10 +280,72 @@ def _check_document(document: object) -> _Snapshot:
     values = document.get("values")
     if not isinstance(values, dict):
         raise _Unusable("corrupt (no values)")
-    if document.get("crc") != values_crc(values):
+    try:
+        crc = values_crc(values)
+    except ValueError:  # json.dumps of a huge integer, or NaN in a strict dump
+        raise _Unusable("corrupt (a value that cannot be written back)") from None
+    if document.get("crc") != crc:
         raise _Unusable("corrupt (crc mismatch)")
     saved_at = document.get("saved_at")
     return _Snapshot(values, saved_at if isinstance(saved_at, str) else "an unknown time")
+
+
+def value_problem(tag: TagDef, value: Any) -> str | None:
+    """What is wrong with a saved value for ``tag`` (None: it fits exactly, as the runtime saved it)."""
+    if tag.type == "bool":
+        ok = isinstance(value, bool)
+    elif tag.type == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < INT_LIMIT \
+            and math.isfinite(value)
+    elif tag.type == "enum":  # the runtime saves codes; a name is what a person editing the file writes
+        ok = value in tag.values if isinstance(value, str) else \
+            isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(tag.values)
+    else:
+        ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < INT_LIMIT
+    if not ok:
+        shown = repr(value) if len(repr(value)) <= 24 else f"a {type(value).__name__} of {len(repr(value))} characters"
+        return f"{tag.name} = {shown} is not a {tag.type}" + (f" of {len(tag.values)} names" if tag.values else "")
+    if not tag.in_range(value):
+        return f"{tag.name} = {value!r} is outside {tag.min}..{tag.max}"
+    return None
+
+
+def check_values(defs: Mapping[str, TagDef]) -> Check:
+    """A ``check`` for `RetainStore.load`: every saved value of a declared retained tag must fit it."""
+    def check(values: Mapping[str, Any]) -> list[str]:
+        problems = []
+        for name, value in values.items():
+            tag = defs.get(name)
+            if tag is not None and tag.retain:
+                problem = value_problem(tag, value)
+                if problem:
+                    problems.append(problem)
+        return problems
+    return check
+
+
+def resolve_path(setting: str, site_dir: Path, environ: Mapping[str, str] = os.environ) -> Path:
+    """The retain file for a `retain.path` setting: absolute as given; relative from systemd's state
+    directory (STATE_DIRECTORY, set by StateDirectory=) when there is one, else from the site folder."""
+    path = Path(setting)
+    if path.is_absolute():
+        return path
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return (Path(state) if state else site_dir) / path
+
+
+def writable_problem(path: Path) -> str | None:
+    """Why retained values could not be saved at ``path`` (None: they can), checked without writing."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # save() creates the missing folders: the first existing one must be writable
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {folder} is not writable by this user"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable by this user"
+    return None
 
 
 def _write_synced(path: Path, data: bytes) -> None:

@@ -141,8 +141,11 @@ def _take_the_application_order(site: Site, errors: Errors) -> None:
     if order is None:
         return
     site.order = order
-    site.settings = replace(settings, programs=tuple(order.doc.get("programs") or ()),
-                            interlocks=order.doc.get("interlocks"))
+    # A value that failed validation (reported with the merge) is MISSING: no order from it, no crash.
+    programs, interlocks = order.doc.get("programs"), order.doc.get("interlocks")
+    site.settings = replace(settings, programs=tuple(p for p in programs if isinstance(p, str))
+                            if isinstance(programs, list) else (),
+                            interlocks=interlocks if isinstance(interlocks, str) else None)
 
 
 def _complete(doc: Any) -> bool:
@@ -163,8 +166,12 @@ def load_site(directory: Path | str, with_programs: bool = True) -> tuple[Site, 
         site.devices = load_io_map(io_path, db, errors)
     programs: list[Any] = []
     interlocks = None
-    if with_programs and not errors:
-        programs, interlocks = load_programs(site, db, errors)
+    if with_programs:
+        # Charts are checked even when tags.yaml or io_map.yaml has errors, so one run shows them all; only
+        # "unknown tag" is left out then, as the tag may be one that tags.yaml declares but failed to load.
+        found = Errors()
+        programs, interlocks = load_programs(site, db, found)
+        errors.extend(e for e in found if not errors or "unknown tag" not in e.message)
     if errors:
         raise ConfigErrors(errors)
     return site, db, programs, interlocks

@@ -83,12 +83,12 @@ def test_the_add_a_driver_walkthrough_works_on_a_copy(repo: Path, tmp_path: Path
     assert "1 devices" in checked.stdout
     # the same site is an unknown driver to the repository without the walkthrough's two edits
     unknown = battplc(ROOT, "check", str(site))
-    assert unknown.returncode == 1 and "unknown driver 'sysfs'" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown driver 'sysfs'" in unknown.stderr
 
     # a point whose scale cannot represent its tag is an error with file:line, no traceback
     (site / "io_map.yaml").write_text(io_map.replace("scale: 0.001", "scale: 1000"))
     bad = battplc(repo, "check", str(site))
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert f"{site / 'io_map.yaml'}:7: devices.pi.inputs[0].scale: scale 1000 cannot represent tag 'pi.cpu_temp'" \
         in bad.stderr
 
@@ -138,7 +138,7 @@ def test_check_rejects_the_old_readme_io_map_example_and_takes_the_new(repo: Pat
     line = 1 + example[:example.index("charger.voltage_sp")].count("\n")
     (site / "io_map.yaml").write_text(example.replace("scale: 0.01", "scale: 100"))
     bad = battplc(repo, "check", str(site))
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert (f"{site / 'io_map.yaml'}:{line}: devices.bms1.outputs[0].scale: scale 100 cannot represent tag "
             f"'charger.voltage_sp' (0..32 V)") in bad.stderr
     assert "use scale 0.1 or finer" in bad.stderr

@@ -8,6 +8,7 @@ collect every error into an ``Errors`` list instead of stopping at the first.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 from runtime.config.errors import ConfigError, allowed, did_you_mean
 from runtime.config.yamlloc import LocDict, LocList, line_of
-from runtime.durations import DurationError, parse_duration
+from runtime.durations import DurationError, format_duration, parse_duration
 
 Validator = Callable[[Any], Any]
 
@@ -160,6 +161,20 @@ class ListOf(Composite):
         return [check(self.item, v, where.child(i, value), errors) for i, v in enumerate(value)]
 
 
+class Given(Composite):
+    """A key whose value may not be left empty (``key:`` with nothing after it); ``hint`` says what to write."""
+
+    def __init__(self, inner: Validator, hint: str) -> None:
+        self.inner = inner
+        self.hint = hint
+
+    def walk(self, value: Any, where: Where, errors: Errors) -> Any:
+        if value is None:
+            errors.add(where, f"has no value; {self.hint}")
+            return MISSING
+        return check(self.inner, value, where, errors)
+
+
 class MapOf(Composite):
     """A mapping of name -> item, names checked by ``key``."""
 
@@ -211,9 +226,24 @@ def integer(value: Any) -> int:
 
 
 def number(value: Any) -> float:
+    """A finite number: NaN and infinity break every comparison and calculation they reach."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Invalid(f"expected a number, got {_show(value)}")
-    return float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        raise Invalid("too large a number (beyond any float)") from None
+    if not math.isfinite(result):
+        raise Invalid(f"expected a finite number, got {value!r}")
+    return result
+
+
+def nonzero_number(value: Any) -> float:
+    """A finite number other than 0 (a scale or divisor)."""
+    result = number(value)
+    if result == 0:
+        raise Invalid("must not be 0 (it is a factor: every value would become 0, or a division by 0)")
+    return result
 
 
 def int_range(lo: int, hi: int) -> Validator:
@@ -250,14 +280,29 @@ def scalar(value: Any) -> Any:
     return value
 
 
+# The longest duration a config may give: timers beyond a year are typos, and far larger values (1e308)
+# overflow the clock arithmetic they reach.
+MAX_DURATION = 366 * 86400.0
+
+
 def duration(value: Any) -> float:
-    """Seconds from a number or a text like '100ms', '30s', '6h20min'."""
-    if isinstance(value, bool):
-        raise Invalid(f"expected a duration like 100ms, 30s, 6h20min, got {_show(value)}")
-    try:
-        return parse_duration(value)
-    except DurationError as exc:
-        raise Invalid(str(exc)) from None
+    """Seconds from a number or a text like '100ms', '30s', '6h20min'; finite, 0..MAX_DURATION."""
+    return duration_range(0.0, MAX_DURATION)(value)
+
+
+def duration_range(lo: float, hi: float) -> Validator:
+    """A duration within lo..hi seconds (both included)."""
+    def validate(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise Invalid(f"expected a duration like 100ms, 30s, 6h20min, got {_show(value)}")
+        try:
+            seconds = parse_duration(value)
+        except DurationError as exc:
+            raise Invalid(str(exc)) from None
+        if not lo <= seconds <= hi:
+            raise Invalid(f"{value!r} is out of range; allowed {format_duration(lo)}..{format_duration(hi)}")
+        return seconds
+    return validate
 
 
 def positive_duration(value: Any) -> float:

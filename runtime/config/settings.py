@@ -18,6 +18,7 @@ class TlsSettings:
     cert: str
     key: str
     ca: str | None = None
+    only: bool = False  # no plain port: Modbus only over TLS
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class ServerSettings:
     wrong_unit: str  # ignore | exception
     allow: tuple[str, ...]
     max_connections: int
+    max_connections_per_client: int
     idle_timeout: float
+    frame_timeout: float  # a frame incomplete for this long closes its connection
+    writers: dict[str, tuple[str, ...]] | None = None  # tag group -> networks and role:NAME; None: all may
     tls: TlsSettings | None = None
 
 
@@ -84,8 +88,11 @@ def server_settings(doc: Mapping[str, Any]) -> ServerSettings:
     return ServerSettings(
         enabled=doc["enabled"], listen=doc["listen"], port=doc["port"], unit_id=doc["unit_id"],
         wrong_unit=doc["wrong_unit"], allow=tuple(doc["allow"]), max_connections=doc["max_connections"],
-        idle_timeout=doc["idle_timeout"],
-        tls=TlsSettings(tls["port"], tls["cert"], tls["key"], tls.get("ca")) if tls else None)
+        max_connections_per_client=doc["max_connections_per_client"], idle_timeout=doc["idle_timeout"],
+        frame_timeout=doc["frame_timeout"],
+        writers={group: tuple(who) for group, who in doc["writers"].items()} if doc.get("writers") is not None
+        else None,
+        tls=TlsSettings(tls["port"], tls["cert"], tls["key"], tls.get("ca"), tls["only"]) if tls else None)
 
 
 def section_of(key: str, value: Mapping[str, Any]) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from runtime.config.schema import (
@@ -16,11 +17,13 @@ from runtime.config.schema import (
     Where,
     boolean,
     duration,
+    duration_range,
     host,
     identifier,
     int_range,
     integer,
     network,
+    nonzero_number,
     number,
     one_of,
     port,
@@ -39,7 +42,7 @@ DTYPE_RANGE = {"int16": (-32768, 32767), "uint16": (0, 65535), "int32": (-2**31,
 MODBUS = Schema({
     Required("address"): int_range(0, 65535),
     Optional("dtype"): one_of(*DTYPES),
-    Optional("scale", default=1.0): number,
+    Optional("scale", default=1.0): nonzero_number,
 })
 
 TAG = Schema({
@@ -66,6 +69,35 @@ def spin_duration(value: Any) -> float:
     return seconds
 
 
+_ROLE = re.compile(r"^role:[A-Za-z0-9_.-]+$")
+
+
+def writer(value: Any) -> str:
+    """Who may write: a network (clients without TLS) or ``role:NAME`` (a TLS client certificate with OU=NAME)."""
+    if isinstance(value, str) and _ROLE.match(value):
+        return value
+    try:
+        return network(value)
+    except Invalid:
+        raise Invalid(f"{value!r} is neither a network like 192.168.1.0/24 (clients without TLS) nor role:NAME "
+                      f"(TLS clients whose certificate has OU=NAME)") from None
+
+
+def writer_group(value: Any) -> str:
+    """A tag group of server.writers: the first word of tag names (par, cmd, alarm, ...) or '*' for the rest."""
+    if value == "*":
+        return value
+    value = identifier(value)
+    if "-" in value:
+        raise Invalid(f"{value!r} is not a tag group; write the first word of tag names (par, cmd, alarm) or '*'")
+    return value
+
+
+# 1 ms is as fast as a Python scan can be asked to run; a scan slower than a minute no longer controls anything.
+SCAN_PERIOD_RANGE = (0.001, 60.0)
+scan_period = duration_range(*SCAN_PERIOD_RANGE)
+
+
 SERVER = Schema({
     Optional("enabled", default=True): boolean,
     Optional("listen", default="127.0.0.1"): host,
@@ -74,12 +106,16 @@ SERVER = Schema({
     Optional("wrong_unit", default="ignore"): one_of("ignore", "exception"),
     Optional("allow", default=lambda: ["127.0.0.0/8", "::1/128"]): ListOf(network),
     Optional("max_connections", default=8): int_range(1, 1000),
+    Optional("max_connections_per_client", default=4): int_range(1, 1000),
     Optional("idle_timeout", default=60.0): positive_duration,
+    Optional("frame_timeout", default=2.0): duration_range(0.1, 60.0),
+    Optional("writers"): MapOf(writer_group, ListOf(writer)),
     Optional("tls"): Schema({
         Required("port"): port,
         Required("cert"): string,
         Required("key"): string,
         Optional("ca"): string,
+        Optional("only", default=False): boolean,
     }),
 })
 
@@ -97,7 +133,7 @@ RETAIN = Schema({
 SITE = Schema({
     Optional("name", default="site"): identifier,
     Optional("description", default=""): string,
-    Optional("scan_period", default=0.1): positive_duration,
+    Optional("scan_period", default=0.1): scan_period,
     Optional("scan_spin", default=0.0003): spin_duration,
     Optional("application"): identifier,  # a program folder whose tags.yaml gives the scan order and the tags
     Optional("programs", default=list): ListOf(identifier),
@@ -264,16 +300,18 @@ def build_tag(name: str, t: dict[str, Any], where: Where, declared: Where, error
     site's override line for an overridden tag), the TagDef remembers where it was ``declared``."""
     if t is MISSING or t.get("type") is MISSING:
         return None
+    mb, names = t.get("modbus"), t.get("values")
+    nested = [*(mb.values() if isinstance(mb, dict) else ()), *(names if isinstance(names, list) else ())]
+    if any(v is MISSING for v in (*t.values(), *nested)):
+        return None  # an invalid value was reported while walking; the cross-field rules need valid ones
     before = len(errors)
     _check_enum(t, where, errors)
     _check_range(t, where, errors)
     _check_value(t, "default", where, errors)
     _check_value(t, "safe", where, errors)
     _check_modbus(t, where, errors)
-    mb = t.get("modbus")
-    nested = mb.values() if isinstance(mb, dict) else ()
-    if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
-        return None  # an invalid value was reported while walking; never build a TagDef around it
+    if len(errors) != before:
+        return None
     return TagDef(
         name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
         retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),

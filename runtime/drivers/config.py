@@ -55,6 +55,7 @@ from runtime.config.schema import (
     MISSING,
     Composite,
     Errors,
+    Given,
     Invalid,
     ListOf,
     MapOf,
@@ -131,14 +132,16 @@ class ByDriver(Composite):
             errors.add(where, f"missing required key 'driver'; allowed: {allowed(DRIVERS)}")
             return MISSING
         driver = value["driver"]
-        if driver not in SCHEMAS:
+        if not isinstance(driver, str) or driver not in SCHEMAS:
             errors.add(where.child("driver", value),
                        f"unknown driver {driver!r}{did_you_mean(str(driver), DRIVERS)}; allowed: {allowed(DRIVERS)}")
             return MISSING
         return SCHEMAS[driver].walk(value, where, errors)
 
 
-IO_MAP = Schema({Optional("devices", default=dict): MapOf(device_name, ByDriver())})
+# A missing or empty `devices:` is refused: it is far more often a broken file than a site without devices.
+IO_MAP = Schema({Required("devices"): Given(MapOf(device_name, ByDriver()),
+                                            "write `devices: {}` for a site without devices")})
 
 
 def link_key(device: DeviceConfig) -> tuple[str, ...]:
@@ -163,7 +166,8 @@ def load_io_map(path: Path | str, db: TagDB, errors: Errors) -> list[DeviceConfi
     base = where_of(raw, str(path))
     builder = _Builder(db, errors)
     devices = []
-    for name, device in (doc.get("devices") or {}).items():
+    valid = doc.get("devices")
+    for name, device in (valid if isinstance(valid, dict) else {}).items():
         if device is MISSING:
             continue
         where = base.child("devices", raw).child(name, raw_devices)

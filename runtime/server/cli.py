@@ -2,12 +2,15 @@
 running controller over Modbus/TCP, addressed by tag name through the map generated from tags.yaml.
 
 ``get``/``set`` use the pymodbus client, like any SCADA would, so they exercise the real server: a refused
-write shows the exception code the server answered, and an accepted one lands at the next scan.
+write shows the exception code the server answered, and an accepted one lands at the next scan. With
+``--tls`` (or ``--cert``) they speak Modbus/TCP Security to the site's ``server.tls.port``, with a client
+certificate (``--cert``/``--key``) whose OU is the role ``server.writers`` grants writes to.
 """
 
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ from runtime.site import REPO_ROOT, load_tag_table
 from runtime.tags import TagType
 
 EXCEPTION_TEXT = {
-    1: "illegal function",
+    1: "illegal function, or this client may not write that tag (server.writers)",
     2: "illegal address: no such tag there, or the tag is read-only",
     3: "illegal value: out of min..max, bad quantity, or half of a 32-bit value",
     4: "server failure",
@@ -59,15 +62,39 @@ def _connect(args: argparse.Namespace, settings: ServerSettings) -> Any:
     host = args.host or settings.listen
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
-    port = args.port or settings.port
-    client = ModbusTcpClient(host, port=port, timeout=args.timeout, retries=0)
+    tls = settings.tls
+    if args.tls or args.cert:
+        from pymodbus.client import ModbusTlsClient
+
+        port = args.port or (tls.port if tls else 802)
+        client = ModbusTlsClient(host, port=port, sslctx=client_tls_context(args), timeout=args.timeout, retries=0)
+    else:
+        if tls and tls.only:
+            raise CliError("the site's server listens for TLS only (server.tls.only): add --tls --cert FILE --key FILE")
+        port = args.port or settings.port
+        client = ModbusTcpClient(host, port=port, timeout=args.timeout, retries=0)
     if not client.connect():
-        raise CliError(f"cannot connect to {host}:{port}: is the controller running with its server enabled?")
+        raise CliError(f"cannot connect to {host}:{port}: is the controller running with its server enabled"
+                       f"{' and does the server accept this certificate' if args.tls or args.cert else ''}?")
     return client
 
 
 def _unit(args: argparse.Namespace, settings: ServerSettings) -> int:
     return args.unit if args.unit is not None else settings.unit_id
+
+
+def client_tls_context(args: argparse.Namespace) -> ssl.SSLContext:
+    """TLS 1.2+ client context: the server checked against --ca, our certificate from --cert/--key."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=args.ca)
+        # A PLC on the LAN is reached by IP address, rarely by the name in its certificate; the chain is checked.
+        context.check_hostname = False
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if args.cert:
+            context.load_cert_chain(args.cert, args.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(f"TLS files: {exc}") from None
+    return context
 
 
 def _call(point: Point, action: str, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -194,6 +221,11 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="server port (default: the site's server.port)")
     parser.add_argument("--unit", type=int, help="unit id (default: the site's server.unit_id)")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer (default 3)")
+    parser.add_argument("--tls", action="store_true",
+                        help="Modbus/TCP Security: connect to the site's server.tls.port (implied by --cert)")
+    parser.add_argument("--cert", help="client certificate (PEM); its OU is the role for server.writers")
+    parser.add_argument("--key", help="private key of --cert (default: inside the --cert file)")
+    parser.add_argument("--ca", help="CA certificate that signed the server's (default: the system's CAs)")
 
 
 def register(subparsers: Any) -> None:

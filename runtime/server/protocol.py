@@ -11,7 +11,10 @@ registers, 05 write single coil, 06 write single register, 15 write multiple coi
 registers. Every other code (diagnostics 08, the 0x41-0x45 debug codes some PLCs expose, ...) -> exception 01.
 
 A frame with a protocol id other than 0 or a length field outside 2..254 cannot be trusted to find the
-next frame, so the connection is closed (as the Modbus/TCP spec allows).
+next frame, so the connection is closed (as the Modbus/TCP spec allows), after answering the complete
+requests that came before it in the same read: a client must never retry a write that already landed.
+A write the client may not make (``server.writers``) is answered with exception 01 and changes nothing.
+Refused and accepted writes are logged through rate-limited logs (see access.RateLimitedLog).
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from pymodbus.constants import ExcCodes
 
+from runtime.server.access import certificate_roles
 from runtime.server.image import RegisterImage, WriteQueue
 from runtime.server.regmap import BITS, REGISTERS, Point, RegisterMap
 
 if TYPE_CHECKING:
-    from runtime.server.access import Gate
+    from runtime.server.access import Gate, RateLimitedLog
+
+MayWrite = Callable[[str], bool]
 
 log = logging.getLogger("battplc.server")
 
@@ -57,6 +63,8 @@ class ServerStats:
     connections_peak: int = 0  # most connections open at once
     connections_refused: int = 0
     connections_idle_closed: int = 0
+    connections_partial_closed: int = 0  # closed with a frame incomplete for frame_timeout
+    connections_evicted: int = 0  # closed at the cap for a new client: the oldest unused one
     frames_malformed: int = 0
     steps_aside: int = 0  # times the server paused for a scan (see Server._step_aside)
     requests_by_function: Counter = field(default_factory=Counter)  # (function, result) -> count
@@ -98,7 +106,10 @@ class RequestHandler:
     """
 
     def __init__(self, regmap: RegisterMap, image: RegisterImage, writes: WriteQueue, unit_id: int,
-                 wrong_unit: str, current: Callable[[str], Any], stats: ServerStats) -> None:
+                 wrong_unit: str, current: Callable[[str], Any], stats: ServerStats,
+                 refused_log: RateLimitedLog, accepted_log: RateLimitedLog) -> None:
+        self.refused_log = refused_log
+        self.accepted_log = accepted_log
         self.regmap = regmap
         self.image = image
         self.writes = writes
@@ -106,6 +117,7 @@ class RequestHandler:
         self.answer_wrong_unit = wrong_unit == "exception"
         self.current = current
         self.stats = stats
+        self._may_write: MayWrite | None = None  # of the request being handled
         self._dispatch: dict[int, Callable[[int, bytes, str], bytes]] = {
             0x01: self._read_bits, 0x02: self._read_bits,
             0x03: self._read_registers, 0x04: self._read_registers,
@@ -113,8 +125,10 @@ class RequestHandler:
             0x0F: self._write_multiple_coils, 0x10: self._write_multiple_registers,
         }
 
-    def handle(self, unit: int, pdu: bytes, client: str) -> bytes | None:
-        """Answer one request PDU from ``client`` (for the log) addressed to ``unit``; count it by result."""
+    def handle(self, unit: int, pdu: bytes, client: str, may_write: MayWrite | None = None) -> bytes | None:
+        """Answer one request PDU from ``client`` (for the log) addressed to ``unit``; count it by result.
+        ``may_write(tag)`` says whether this client may write a tag (None: it may write every rw tag)."""
+        self._may_write = may_write
         response = self._answer(unit, pdu, client)
         if response is None:
             result = "no_answer"
@@ -218,8 +232,8 @@ class RequestHandler:
         self.writes.put(tuple((point.name, value) for point, value in planned))
         self.stats.writes_accepted += 1
         for point, value in planned:
-            log.info("write accepted from %s: %s %s -> %s (%s %d; lands at the next scan)", client, point.name,
-                     self._old(point), point.tag.format(value), table, point.address)
+            self.accepted_log.log("write accepted from %s: %s %s -> %s (%s %d; lands at the next scan)", client,
+                                  point.name, self._old(point), point.tag.format(value), table, point.address)
         return reply
 
     def _plan(self, space: str, address: int, items: list[Any]) -> list[tuple[Point, Any]]:
@@ -237,6 +251,8 @@ class RequestHandler:
                 raw = ("1" if item else "0") if space == BITS else "0x" + item.hex()
                 raise Refused(ExcCodes.ILLEGAL_ADDRESS, "read-only", point, raw)
             if not points or points[-1] is not point:
+                if self._may_write is not None and not self._may_write(point.name):
+                    raise Refused(ExcCodes.ILLEGAL_FUNCTION, "this client may not write it (server.writers)", point)
                 points.append(point)
         planned = []
         for point in points:
@@ -266,12 +282,12 @@ class RequestHandler:
     def _log_refused(self, client: str, table: str, address: int, refused: Refused) -> None:
         point = refused.point
         if point is None:
-            log.warning("write refused from %s: %s %d: %s (exception %02d)", client, table, address, refused,
-                        refused.code)
+            self.refused_log.log("write refused from %s: %s %d: %s (exception %02d)", client, table, address,
+                                 refused, refused.code)
             return
         new = "" if refused.new is None else f" -> {refused.new}"
-        log.warning("write refused from %s: %s %s%s: %s (exception %02d)", client, point.name, self._old(point),
-                    new, refused, refused.code)
+        self.refused_log.log("write refused from %s: %s %s%s: %s (exception %02d)", client, point.name,
+                             self._old(point), new, refused, refused.code)
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -295,6 +311,8 @@ class Connection(asyncio.BufferedProtocol):
         self.view = memoryview(self.buffer)
         self.filled = 0
         self.last_request = 0.0
+        self.partial_since: float | None = None  # when the incomplete frame in the buffer began arriving
+        self.may_write: MayWrite | None = None
         self.closed = False
 
     # ---- lifecycle ------------------------------------------------------------------------------------------
@@ -312,7 +330,10 @@ class Connection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(high=WRITE_BUFFER)  # type: ignore[attr-defined]
         if self.tls is not None:
             transport.pause_reading()  # type: ignore[attr-defined]
+            self.may_write = self.gate.writers.for_client(self.host, frozenset())  # until the certificate is seen
             self.gate.loop.create_task(self._start_tls())
+        else:
+            self.may_write = self.gate.writers.for_client(self.host, None)
 
     async def _start_tls(self) -> None:
         loop = self.gate.loop
@@ -320,7 +341,7 @@ class Connection(asyncio.BufferedProtocol):
             self.transport = await loop.start_tls(self.transport, self, self.tls, server_side=True,  # type: ignore[arg-type]
                                                   ssl_handshake_timeout=self.gate.handshake_timeout)
         except (TimeoutError, OSError, ConnectionError) as exc:
-            log.warning("TLS handshake with %s failed: %s", self.client, exc or type(exc).__name__)
+            self.gate.refusals.log("TLS handshake with %s failed: %s", self.client, exc or type(exc).__name__)
             self.close(abort=True)
             return
         if self.transport is None:
@@ -329,7 +350,10 @@ class Connection(asyncio.BufferedProtocol):
         self.transport.set_write_buffer_limits(high=WRITE_BUFFER)  # type: ignore[attr-defined]
         cert = self.transport.get_extra_info("peercert") or {}
         subject = dict(item[0] for item in cert.get("subject", ()))
-        log.info("TLS client %s authenticated as %r", self.client, subject.get("commonName", "(no certificate)"))
+        roles = certificate_roles(cert)
+        self.may_write = self.gate.writers.for_client(self.host, roles)
+        log.info("TLS client %s authenticated as %r, roles: %s", self.client,
+                 subject.get("commonName", "(no certificate)"), ", ".join(sorted(roles)) or "none")
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Free the client's slot."""
@@ -373,20 +397,21 @@ class Connection(asyncio.BufferedProtocol):
         position = 0
         replies = []
         handle = self.handler.handle
+        may_write = self.may_write
         while size - position >= 6:  # transaction id, protocol id, length: enough to judge the header
             length = buffer[position + 4] << 8 | buffer[position + 5]
             if buffer[position + 2] or buffer[position + 3] or not 2 <= length <= MAX_PDU + 1:
                 self.stats.frames_malformed += 1
-                self.gate.malformed.warning("closing %s: bad MBAP header %s (protocol id must be 0, length 2..%d)",
-                                            self.client, buffer[position:position + 6].hex(" "), MAX_PDU + 1)
-                self.close(abort=True)
+                self.gate.malformed.log("closing %s: bad MBAP header %s (protocol id must be 0, length 2..%d)",
+                                        self.client, buffer[position:position + 6].hex(" "), MAX_PDU + 1)
+                self._close_after(replies)
                 return
             end = position + 6 + length
             if end > size:
                 break  # the rest of the frame has not arrived; the idle sweep drops a client that never sends it
             self.stats.requests += 1
             unit = buffer[position + 6]
-            response = handle(unit, view[position + 7:end].tobytes(), self.client)
+            response = handle(unit, view[position + 7:end].tobytes(), self.client, may_write)
             if response is not None:
                 replies.append(view[position:position + 4].tobytes() + (len(response) + 1).to_bytes(2, "big")
                                + bytes((unit,)) + response)
@@ -395,5 +420,15 @@ class Connection(asyncio.BufferedProtocol):
             buffer[:size - position] = buffer[position:size]  # keep the start of an incomplete frame
             self.last_request = self.gate.loop.time()
         self.filled = size - position
+        if not self.filled:
+            self.partial_since = None
+        elif position or self.partial_since is None:
+            self.partial_since = self.gate.loop.time()  # a new frame began arriving; the sweep times it
         if replies and not self.closed:
             self.transport.write(b"".join(replies))  # type: ignore[union-attr]
+
+    def _close_after(self, replies: list[bytes]) -> None:
+        """Close after answering the complete requests read before a bad frame (abort if they cannot go out)."""
+        if replies and not self.closed:
+            self.transport.write(b"".join(replies))  # type: ignore[union-attr]
+        self.close(abort=self.has_unsent_output)

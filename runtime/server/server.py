@@ -20,6 +20,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from runtime.clock import RealClock
 from runtime.config.settings import ServerSettings, section_of
 from runtime.scan import Scan
-from runtime.server.access import Gate, tls_context
+from runtime.server.access import Gate, RateLimitedLog, tls_context
 from runtime.server.image import RegisterImage, WriteQueue
 from runtime.server.protocol import Connection, RequestHandler, ServerStats
 from runtime.server.regmap import Point, RegisterMap
@@ -44,6 +45,9 @@ SOCKET_BUFFER = 16384
 
 # The server steps aside from QUIET_GUARD before each scan's deadline until that scan committed, at most
 # QUIET_LIMIT past the deadline (see Server._step_aside).
+# Log lines per 10 s for accepted writes, and as many for refused ones; the rest are counted, then summarised.
+WRITE_LOG_BURST = 20
+
 QUIET_GUARD = 0.001
 QUIET_LIMIT = 0.005
 
@@ -74,14 +78,22 @@ class Server:
         self.image = RegisterImage(self.regmap)
         self.port = WriteQueue()
         self.stats = ServerStats()
+        # Writes are logged with the client, tag, old and new value, but at a bounded rate: a client writing
+        # as fast as it can must not fill the disk (see access.RateLimitedLog).
+        self.write_logs = (RateLimitedLog(time.monotonic, "refused write(s)", burst=WRITE_LOG_BURST),
+                           RateLimitedLog(time.monotonic, "accepted write(s)", burst=WRITE_LOG_BURST,
+                                          level=logging.INFO))
         self.handler = RequestHandler(self.regmap, self.image, self.port, self.settings.unit_id,
-                                      self.settings.wrong_unit, db.values.__getitem__, self.stats)
+                                      self.settings.wrong_unit, db.values.__getitem__, self.stats,
+                                      *self.write_logs)
         self.gate: Gate | None = None
         self._points = tuple(self.regmap)
         self._names = tuple(point.name for point in self._points)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._listeners: list[asyncio.Server] = []
+        self._plain: asyncio.Server | None = None
+        self._tls: asyncio.Server | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._encoded = self._mapped_values()
@@ -120,15 +132,17 @@ class Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        """(host, port) of the plain listener, as bound (useful with port 0)."""
-        return self._listeners[0].sockets[0].getsockname()[:2]
+        """(host, port) of the plain listener, as bound (useful with port 0); OSError in TLS-only mode."""
+        if self._plain is None:
+            raise OSError("this server listens for TLS only (server.tls.only)")
+        return self._plain.sockets[0].getsockname()[:2]
 
     @property
     def tls_address(self) -> tuple[str, int] | None:
         """(host, port) of the TLS listener, None without TLS."""
-        if len(self._listeners) < 2:
+        if self._tls is None:
             return None
-        return self._listeners[1].sockets[0].getsockname()[:2]
+        return self._tls.sockets[0].getsockname()[:2]
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -151,24 +165,29 @@ class Server:
 
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         settings = self.settings
-        self.gate = gate = Gate(loop, settings.allow, settings.max_connections, settings.idle_timeout,
-                                self.stats)
+        self.gate = gate = Gate(loop, settings, self.stats, self.write_logs)
         handler = self.handler
-        host = settings.listen
-        self._listeners.append(await loop.create_server(
-            lambda: Connection(handler, gate, self.stats), host, settings.port, reuse_address=True, backlog=128))
-        limit_socket_buffers(self._listeners[-1])
-        log.info("Modbus/TCP server on %s:%d, unit %d, %d tags mapped", *self.address, settings.unit_id,
-                 len(self.regmap))
         tls = settings.tls
+        if not (tls and tls.only):
+            self._plain = await self._listen(loop, lambda: Connection(handler, gate, self.stats), settings.port)
+            log.info("Modbus/TCP server on %s:%d, unit %d, %d tags mapped", *self.address, settings.unit_id,
+                     len(self.regmap))
         if tls:
             context = tls_context(tls, self.base_dir)
-            self._listeners.append(await loop.create_server(
-                lambda: Connection(handler, gate, self.stats, tls=context), host, tls.port,
-                reuse_address=True, backlog=128))
-            limit_socket_buffers(self._listeners[-1])
-            log.info("Modbus/TCP Security (TLS) on %s:%d", *self.tls_address)  # type: ignore[misc]
+            self._tls = await self._listen(loop, lambda: Connection(handler, gate, self.stats, tls=context),
+                                           tls.port)
+            log.info("Modbus/TCP Security (TLS) on %s:%d%s", *self.tls_address,  # type: ignore[misc]
+                     ", TLS only: no plain port" if tls.only else "")
+        if settings.writers is None:
+            log.info("server.writers not set: every client admitted may write every rw tag")
         gate.start()
+
+    async def _listen(self, loop: asyncio.AbstractEventLoop, protocol: Any, port: int) -> asyncio.Server:
+        listener = await loop.create_server(protocol, self.settings.listen, port, reuse_address=True,
+                                            backlog=128)
+        self._listeners.append(listener)
+        limit_socket_buffers(listener)
+        return listener
 
     async def _close(self) -> None:
         if self.gate is not None:

@@ -25,7 +25,7 @@ def test_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_check_reports_all_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "tags.yaml").write_text("tags:\n  a.b: {type: floot}\n  c.d: {type: int, unit: parsec}\n")
-    assert main(["check", str(tmp_path)]) == 1
+    assert main(["check", str(tmp_path)]) == 2  # CONFIG_INVALID
     err = capsys.readouterr().err
     assert f"{tmp_path / 'tags.yaml'}:2: tags.a.b.type:" in err
     assert f"{tmp_path / 'tags.yaml'}:3: tags.c.d.unit:" in err

@@ -20,19 +20,23 @@ from pathlib import Path
 
 import pytest
 
-from runtime.retain import RetainStore
+from runtime.retain import RetainStore, check_values
+from runtime.tags import TagDef, TagType
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KILLS = 200
 MIN_INTERVAL_S = 0.001
 CHILD_LIFE_S = (0.02, 0.08)
 STARTUP_TIMEOUT_S = 10.0
+# What the child saves, as tags: every load after a kill is checked value by value, as the controller does.
+DEFS = {"counter": TagDef("counter", TagType.INT, retain=True), "stamp": TagDef("stamp", TagType.FLOAT, retain=True)}
 
 CHILD = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from runtime.retain import RetainStore
+from runtime.retain import RetainStore, check_values
+from runtime.tags import TagDef, TagType
 
 store = RetainStore(Path(sys.argv[1]), min_interval_s=float(sys.argv[3]))
 counter = store.load().get("counter", 0)
@@ -88,7 +92,9 @@ def test_sigkill_during_saves_always_leaves_a_recent_valid_state(tmp_path: Path)
         reports = run_child_until_killed(script, retain_path, rng)
         saved_once = saved_once or bool(reports)
         kills_inside_a_save += retain_path.with_suffix(".json.tmp").exists()
-        state = RetainStore(retain_path, log=quiet).load()
+        store = RetainStore(retain_path, log=quiet)
+        state = store.load(check_values(DEFS))
+        assert store.fallback is None or not store.fallback.endswith("defaults"), store.fallback
 
         context = f"kill {kill}: loaded {state}, child reported {reports[-3:]}"
         if saved_once:

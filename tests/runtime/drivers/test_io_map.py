@@ -81,9 +81,9 @@ CASES = {
     "scale zero": (HEAD + "    inputs:\n      - tag: t.u16\n        address: 0\n        scale: 0   #!\n",
                    "scale 0 would turn every value into the offset"),
     "scale not a number": (HEAD + "    inputs:\n      - tag: t.u16\n        address: 0\n        scale: .nan   #!\n",
-                           "scale and offset must be finite numbers"),
+                           "expected a finite number, got nan"),
     "scale infinite": (HEAD + "    outputs:\n      - tag: o.sp\n        address: 0\n        scale: .inf   #!\n",
-                       "scale and offset must be finite numbers"),
+                       "expected a finite number, got inf"),
     "output scale too coarse": (HEAD + "    outputs:\n      - tag: charger.voltage_sp\n        address: 0\n"
                                        "        scale: 100   #!\n",
                                 "scale 100 cannot represent tag 'charger.voltage_sp' (12..14.6 V)"),

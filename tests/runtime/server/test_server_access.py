@@ -17,6 +17,7 @@ import pytest
 from pymodbus.client import ModbusTlsClient
 from server_helpers import make_server, sim_scan
 
+from runtime.config.settings import section_of
 from runtime.server import Server
 from runtime.server.access import Gate
 from runtime.server.protocol import ServerStats
@@ -54,7 +55,7 @@ def test_allowlist_matches_networks(host: str, allowed: bool) -> None:
 
     loop = asyncio.new_event_loop()
     try:
-        gate = Gate(loop, ["127.0.0.0/8", "::1/128", "192.168.1.0/24"], 4, 60, ServerStats())
+        gate = Gate(loop, section_of("server", {"allow": ["127.0.0.0/8", "::1/128", "192.168.1.0/24"]}), ServerStats())
         assert gate.allowed(host) is allowed
     finally:
         loop.close()
@@ -123,10 +124,10 @@ def make_ca(folder: Path, name: str) -> None:
             "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", "2", "-subj", f"/CN={name}", cwd=folder)
 
 
-def make_cert(folder: Path, name: str, ca: str, extensions: str) -> None:
+def make_cert(folder: Path, name: str, ca: str, extensions: str, subject: str | None = None) -> None:
     (folder / f"{name}.ext").write_text(extensions + "\n")
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=folder)
+            "-out", f"{name}.csr", "-subj", subject or f"/CN={name}", cwd=folder)
     openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
             "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext", cwd=folder)
 

@@ -44,7 +44,7 @@ def test_regmap_reports_config_errors(tmp_path: Path, capsys: pytest.CaptureFixt
     (tmp_path / "tags.yaml").write_text("tags:\n  a.x: {type: int, modbus: {address: 1, dtype: int32}}\n"
                                         "  a.y: {type: int, modbus: {address: 2}}\n")
     status, _, err = run(capsys, "regmap", str(tmp_path))
-    assert status == 1
+    assert status == 2  # CONFIG_INVALID
     assert "tags.yaml:3: tags.a.y.modbus.address: register 2 is already used by 'a.x'" in err
 
 

@@ -101,7 +101,7 @@ def test_cli_writes_a_file(tmp_path) -> None:
     (["chart", "traffic", "--active", "gren"], "--active: no step 'gren' in chart traffic (did you mean 'green'?)"),
 ])
 def test_cli_errors(capsys, args: list[str], message: str) -> None:
-    assert main([*args[:2], str(DEMO), *args[2:]]) == 1
+    assert main([*args[:2], str(DEMO), *args[2:]]) == 2  # reported as config errors, like argparse's usage errors
     assert message in capsys.readouterr().err
 
 

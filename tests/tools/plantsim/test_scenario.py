@@ -139,7 +139,7 @@ def test_names_are_checked_against_the_site(tmp_path: Path, site_db: tuple[list[
 def test_the_sim_command_prints_errors_without_a_traceback(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     file = write(tmp_path, "duration: 1h\nplant: {soc: 150}\nevents:\n  - {at: 2h, write: {cmd.mode: off}}\n")
-    assert main(["sim", "--scenario", str(file)]) == 1
+    assert main(["sim", "--scenario", str(file)]) == 2  # CONFIG_INVALID
     err = capsys.readouterr().err
     assert f"{file}:2: plant.soc:" in err and f"{file}:4: events[0]:" in err
     assert "2 error(s)" in err and "Traceback" not in err
