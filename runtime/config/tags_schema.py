@@ -30,6 +30,7 @@ from runtime.config.schema import (
     tag_name,
 )
 from runtime.config.units import UNITS
+from runtime.mqtt.settings import MQTT
 from runtime.tags import ModbusMap, TagDef, TagType
 
 DTYPES = ("bool", "int16", "uint16", "int32", "uint32", "float32")
@@ -106,6 +107,7 @@ SITE = Schema({
     Optional("metrics", default=lambda: METRICS({})): METRICS,
     Optional("retain", default=lambda: RETAIN({})): RETAIN,
     Optional("watchdog", default=True): boolean,
+    Optional("mqtt"): MQTT,  # absent: no MQTT bridge
 })
 
 # What a site may change of a tag its programs declare; everything else is the application's contract.

@@ -1,0 +1,291 @@
+"""The MQTT bridge: every public tag on a broker, Home Assistant discovery, commands back, off the scan path.
+
+Threads and hand-over: the scan observer copies the tag image at most once per ``min_interval`` and puts the
+copy in a ``SimpleQueue`` (never blocks, never waits for the broker). The publisher thread takes the newest
+copy and publishes, as retained messages, what changed since it last published (value and quality), every
+tag once per ``refresh``, and everything again after each (re)connect. paho's network thread does the socket
+work, reconnects with a doubling back-off, and publishes ``offline`` on the status topic through the last
+will when the connection dies. When the broker is slow and the previous batch is still unsent, a cycle is
+skipped (counted) instead of queueing without bound: the next cycle sends the newest values.
+
+Topics under the prefix (default ``battplc/<site>``): ``status`` (online/offline), ``state/<tag>``,
+``quality/<tag>`` (GOOD/STALE/BAD/INIT), ``set/<tag>`` (commands), ``result`` (one JSON per command).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from runtime.mqtt.commands import Commands
+from runtime.mqtt.discovery import Entity, Topics, device, entity, node_id
+from runtime.mqtt.settings import MqttSettings, resolve
+from runtime.server.regmap import RegisterMap
+from runtime.tags import Quality, TagDB, TagDef, TagType
+
+log = logging.getLogger("battplc.mqtt")
+
+RECONNECT_MIN = 1  # s, doubled up to RECONNECT_MAX after each failed attempt (paho's back-off)
+RECONNECT_MAX = 60
+STOP_TIMEOUT = 2.0  # s the 'offline' message may take on a clean stop
+
+
+@dataclass
+class BridgeStats:
+    connects: int = 0
+    disconnects: int = 0
+    cycles: int = 0
+    published: int = 0
+    skipped_busy: int = 0  # cycles skipped because the previous batch was still unsent
+    entities_removed: int = 0
+    commands: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0})
+
+
+def value_text(tag: TagDef, value: Any) -> str:
+    """The state payload: enum names, 1/0 for booleans, 'None' (HA's unknown) for NaN."""
+    if tag.type == TagType.FLOAT and isinstance(value, float) and not math.isfinite(value):
+        return "None"
+    return tag.format(value)
+
+
+class Bridge:
+    """One site's connection to one broker."""
+
+    def __init__(self, db: TagDB, settings: MqttSettings, site_name: str, description: str = "",
+                 commands: Commands | None = None) -> None:
+        self.db = db
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.node = node_id(site_name)
+        self.device = device(site_name, description, _version())
+        self.commands = commands or Commands(db, RegisterMap.from_tags(db.defs.values()))
+        self.stats = BridgeStats()
+        self._snapshots: queue.SimpleQueue[tuple[dict[str, Any], dict[str, Quality]]] = queue.SimpleQueue()
+        self._next_snapshot = -math.inf
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._resync = True  # publish discovery and every tag at the next cycle (set again on each connect)
+        self._public: list[TagDef] = []
+        self._declared = -1
+        self._entities: dict[str, Entity] = {}  # discovery topic -> entity, of the current public tags
+        self._sent: dict[str, tuple[str, str]] = {}  # tag -> (value, quality) last published
+        self._next_refresh = 0.0
+        self._thread: threading.Thread | None = None
+        self.client = self._new_client()
+
+    # ---- scan thread ------------------------------------------------------------------------------------------
+
+    def observe(self, scan: Any) -> None:
+        """Scan observer (after commit): hand a copy of the image over when one is due; never blocks."""
+        started = scan.ctx.t
+        if started >= self._next_snapshot:
+            self._next_snapshot = started + self.settings.min_interval - 1e-6
+            self._snapshots.put(self.db.snapshot())
+
+    # ---- life cycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting (in the background: a broker that is down is retried with back-off)."""
+        self._plan()
+        s = self.settings
+        self.client.connect_async(s.host, s.port, keepalive=round(s.keepalive))
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="mqtt-publish", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Say 'offline' (if connected), disconnect and end both threads."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT)
+        if self._connected.is_set():
+            info = self.client.publish(self.topics.status, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(STOP_TIMEOUT)
+            except (RuntimeError, ValueError):
+                pass  # the connection went away meanwhile: the broker publishes the will instead
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The publisher and the paho network thread (for CPU accounting)."""
+        return [t for t in (self._thread, getattr(self.client, "_thread", None)) if t is not None]
+
+    # ---- publisher thread -------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                snapshot = self._snapshots.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            while True:  # only the newest copy matters
+                try:
+                    snapshot = self._snapshots.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                self._cycle(*snapshot)
+            except Exception:  # never let one bad cycle end publishing
+                log.exception("MQTT publish cycle failed")
+
+    def _cycle(self, values: dict[str, Any], quality: dict[str, Quality]) -> None:
+        if not self._connected.is_set():
+            return
+        if self.client.want_write():
+            self.stats.skipped_busy += 1
+            return
+        self.stats.cycles += 1
+        now = time.monotonic()
+        if len(self.db.defs) != self._declared:
+            self._plan()
+            self._resync = True
+        full = self._resync or now >= self._next_refresh
+        if self._resync:
+            self._resync = False
+            if self.settings.discovery:
+                for topic, item in self._entities.items():
+                    self._publish(topic, json.dumps(item.config, separators=(",", ":")), qos=1)
+        if full:
+            self._next_refresh = now + self.settings.refresh
+        sent = self._sent
+        for tag in self._public:
+            name = tag.name
+            value = values.get(name)
+            if value is None:
+                continue
+            text, grade = value_text(tag, value), Quality(quality[name]).name
+            last = sent.get(name)
+            if full or last is None or last[0] != text:
+                self._publish(self.topics.state(name), text)
+            if full or last is None or last[1] != grade:
+                self._publish(self.topics.quality(name), grade)
+            sent[name] = (text, grade)
+
+    def _publish(self, topic: str, payload: str, qos: int = 0) -> None:
+        self.client.publish(topic, payload, qos=qos, retain=True)
+        self.stats.published += 1
+
+    def _plan(self) -> None:
+        """The public tags (those exported as metrics) and their entities, redone when tags were declared."""
+        defs = self.db.defs
+        self._declared = len(defs)
+        self._public = [tag for tag in defs.values() if tag.metric]
+        entities = (entity(tag, self.commands.writable(tag.name), self.topics, self.device) for tag in self._public)
+        self._entities = {e.topic(self.settings.discovery_prefix, self.node): e for e in entities}
+
+    # ---- network thread (paho callbacks) ---------------------------------------------------------------------
+
+    def _new_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv311)
+        client.will_set(self.topics.status, "offline", qos=1, retain=True)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.tls is not None:
+            client.tls_set(ca_certs=s.tls.get("ca"), certfile=s.tls.get("cert"), keyfile=s.tls.get("key"))
+            client.tls_insecure_set(bool(s.tls.get("insecure")))
+        client.reconnect_delay_set(RECONNECT_MIN, RECONNECT_MAX)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port,
+                        reason)
+            return
+        self.stats.connects += 1
+        log.info("MQTT connected to %s:%d as %s", self.settings.host, self.settings.port, self.settings.client_id)
+        client.publish(self.topics.status, "online", qos=1, retain=True)
+        subscriptions = [(self.topics.commands, 1)]
+        if self.settings.discovery:
+            dp = self.settings.discovery_prefix
+            subscriptions += [(f"{dp}/+/{self.node}/+/config", 1), (f"{dp}/status", 1)]
+        client.subscribe(subscriptions)
+        self._resync = True
+        self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        was = self._connected.is_set()
+        self._connected.clear()
+        if was:
+            self.stats.disconnects += 1
+            log.warning("MQTT connection to %s:%d lost (%s); reconnecting with back-off", self.settings.host,
+                        self.settings.port, reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        topic = message.topic
+        set_prefix = self.topics.command("")
+        if topic.startswith(set_prefix):
+            self._command(topic[len(set_prefix):], message)
+        elif topic.endswith("/config"):
+            self._retained_config(topic, message)
+        elif message.payload == b"online":  # Home Assistant (re)started: it wants discovery and states again
+            self._resync = True
+
+    def _command(self, name: str, message: mqtt.MQTTMessage) -> None:
+        payload = message.payload.decode("utf-8", "replace")
+        if message.retain:
+            # A retained command would be applied again at every reconnect: never act on one.
+            outcome = {"tag": name, "payload": payload, "result": "refused",
+                       "reason": "retained command ignored: publish commands without the retain flag"}
+            self.stats.commands["refused"] += 1
+        else:
+            result = self.commands.submit(name, payload, client=f"mqtt {self.settings.host}")
+            outcome = result.as_json()
+            self.stats.commands["accepted" if result.accepted else "refused"] += 1
+        self.client.publish(self.topics.result, json.dumps(outcome), qos=1, retain=False)
+
+    def _retained_config(self, topic: str, message: mqtt.MQTTMessage) -> None:
+        """A discovery config on the broker: remove it if its tag is gone (entities published before)."""
+        if message.payload and topic not in self._entities:
+            log.info("removing Home Assistant entity %s: its tag is no longer public", topic)
+            self.client.publish(topic, b"", qos=1, retain=True)
+            self.stats.entities_removed += 1
+
+
+def attach(controller: Any) -> Callable[[], None] | None:
+    """Start the bridge for a controller whose site has an enabled ``mqtt:`` block; return its stop."""
+    raw = controller.site.settings.get("mqtt")
+    if not raw or not raw.get("enabled", True):
+        return None
+    site = controller.site
+    try:
+        settings = resolve(raw, site.name, site.dir)
+    except (OSError, ValueError) as exc:  # checked at load; a file can still vanish before start
+        log.error("MQTT not started: %s (check site.mqtt in tags.yaml)", exc)
+        return None
+    unit_id = (site.settings.get("server") or {}).get("unit_id", 1)
+    commands = Commands(controller.db, RegisterMap.from_tags(controller.db.defs.values()), unit_id=unit_id)
+    bridge = Bridge(controller.db, settings, site.name, site.settings.get("description", ""), commands)
+    controller.scan.ports.append(commands.writes)
+    controller.scan.observers.append(bridge.observe)
+    bridge.start()
+    controller.parts["mqtt"] = bridge
+    return bridge.stop
+
+
+def _version() -> str:
+    try:
+        return version("battplc")
+    except PackageNotFoundError:
+        return "unknown"
