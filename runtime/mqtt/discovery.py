@@ -12,7 +12,7 @@ Nothing is declared per tag: a new tag (an energy counter, an alarm) gets its en
                                  *energy*) and a retained event count are total_increasing
     writable number              number with min/max/step (step = one register count)
 
-"Writable" is the Modbus server's whitelist: an rw tag with a register. Config topics follow FACTS: 
+"Writable" is the Modbus server's whitelist: an rw tag with a register. Config topics follow FACTS:
 ``<discovery_prefix>/<component>/<node_id>/<object_id>/config``; an empty retained config removes an entity.
 """
 
