@@ -138,7 +138,7 @@ def _kind(tag: TagDef, point: Point | None, state: dict[str, str], command: dict
         if writable:
             return "select", {**state, **command, "options": list(tag.values)}
         return "sensor", {**state, "device_class": "enum", "options": list(tag.values)}
-    measured = {**state, **_unit(tag)}
+    measured = {**state, **unit_fields(tag)}
     if writable:
         assert point is not None
         low, high = _limits(tag, point)
@@ -156,7 +156,7 @@ def _bool_class(tag: TagDef) -> dict[str, str]:
     return {}
 
 
-def _unit(tag: TagDef) -> dict[str, str]:
+def unit_fields(tag: TagDef) -> dict[str, str]:
     out = {}
     unit = HA_UNITS.get(tag.unit, tag.unit)
     if unit:
