@@ -227,7 +227,7 @@ class Bridge:
                        properties: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
-        if was:
+        if was and not self._stop.is_set():
             self.stats.disconnects += 1
             log.warning("MQTT connection to %s:%d lost (%s); reconnecting with back-off", self.settings.host,
                         self.settings.port, reason)
