@@ -3,6 +3,7 @@ live values read over Modbus from a running server of the default site."""
 
 from __future__ import annotations
 
+import shlex
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -118,3 +119,13 @@ def test_evcc_meter_reads_power_and_soc_and_maps_battery_modes(live: tuple[TagDB
         assert not client.write_register(register["address"], setter["value"], device_id=1).isError()
         server.port.latch(db, 0.0)  # the scan's latch phase
         assert db.define("cmd.mode").values[db["cmd.mode"]] == expected[case]
+
+
+def test_the_readme_export_commands_work_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Home automation", 1)[1].split("\n## ", 1)[0]
+    commands = [line for line in section.splitlines() if line.startswith("battplc export")]
+    assert commands == ["battplc export homeassistant", "battplc export evcc"]
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0
+        assert yaml.safe_load(capsys.readouterr().out)
