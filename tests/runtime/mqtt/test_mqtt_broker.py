@@ -16,6 +16,7 @@ from mqtt_helpers import SITE_YAML, Broker, Link, Subscriber, needs_mosquitto, w
 from runtime.app import Controller
 from runtime.clock import SimClock
 from runtime.mqtt.bridge import Bridge, attach
+from runtime.tags import Quality
 
 pytestmark = [needs_mosquitto, pytest.mark.interop]
 
@@ -124,6 +125,8 @@ def test_discovery_values_quality_and_availability(plant: Plant, sub: Subscriber
     # On change: a new value is published after the next snapshot.
     plant.plc.db.values["bat.voltage"] = 27.1
     assert plant.until(lambda: sub.text(f"{PREFIX}/state/bat.voltage") == "27.1")
+    plant.plc.db.quality["bat.voltage"] = Quality.BAD  # a device went down
+    assert plant.until(lambda: sub.text(f"{PREFIX}/quality/bat.voltage") == "BAD")
     retained = Subscriber(plant.bridge.settings.port, f"{PREFIX}/state/#")
     try:
         assert wait_until(lambda: retained.text(f"{PREFIX}/state/bat.voltage") == "27.1")
@@ -283,3 +286,37 @@ def test_credentials_from_a_file(tmp_path: Path) -> None:
             plant.close()
     finally:
         broker.stop()
+
+
+def test_periodic_refresh_and_home_assistant_restart_send_everything_again(tmp_path: Path, broker: Broker,
+                                                                           sub: Subscriber) -> None:
+    plant = Plant(write_site(tmp_path / "site", broker.port, SITE_YAML.replace("refresh: 1h", "refresh: 1s")))
+    topic = f"{PREFIX}/state/bat.voltage"
+
+    def count(name: str) -> int:
+        return sum(1 for t, _, _ in list(sub.messages) if t == name)
+
+    try:
+        assert plant.until(lambda: count(topic) == 1)
+        assert plant.until(lambda: count(topic) >= 2)  # unchanged, sent again by the refresh
+        config = config_topic("select", "cmd.mode")
+        seen = count(config)
+        sub.publish(f"{DISCOVERY}/status", "online")  # Home Assistant restarted
+        assert plant.until(lambda: count(config) > seen)
+    finally:
+        plant.close()
+
+
+def test_a_dead_broker_leaves_the_scan_running(tmp_path: Path) -> None:
+    from mqtt_helpers import free_port
+
+    plant = Plant(write_site(tmp_path / "site", free_port()))  # nobody listens there
+    try:
+        plant.scan(50)
+        plant.plc.db.values["par.min_soc"] = 20.0
+        plant.scan(50)
+        assert plant.plc.scan.count == 100
+        assert not plant.bridge.connected and plant.bridge.stats.published == 0
+        assert all(thread.is_alive() for thread in plant.bridge.threads)  # still trying, in the background
+    finally:
+        plant.close()
