@@ -91,7 +91,8 @@ class Bridge:
         started = scan.ctx.t
         if started >= self._next_snapshot:
             self._next_snapshot = started + self.settings.min_interval - 1e-6
-            self._snapshots.put(self.db.snapshot())
+            if self._snapshots.qsize() < 2:  # a stalled publisher does not make copies pile up
+                self._snapshots.put(self.db.snapshot())
 
     # ---- life cycle -------------------------------------------------------------------------------------------
 

@@ -108,7 +108,6 @@ def entity(tag: TagDef, point: Point | None, topics: Topics, dev: dict[str, Any]
     base: dict[str, Any] = {
         "name": tag.name,
         "unique_id": f"{dev['identifiers'][0]}_{object_id(tag.name)}",
-        "object_id": f"{dev['identifiers'][0]}_{object_id(tag.name)}",
         "availability_topic": topics.status,
         "payload_available": "online",
         "payload_not_available": "offline",

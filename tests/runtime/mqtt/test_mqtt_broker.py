@@ -320,3 +320,30 @@ def test_a_dead_broker_leaves_the_scan_running(tmp_path: Path) -> None:
         assert all(thread.is_alive() for thread in plant.bridge.threads)  # still trying, in the background
     finally:
         plant.close()
+
+
+def test_tls_with_the_broker_certificate_verified(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(site / "broker.key"), "-out", str(site / "broker.pem"), "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    from mqtt_helpers import free_port
+
+    tls_port = free_port()
+    broker = Broker(tmp_path, extra=f"listener {tls_port} 127.0.0.1\ncafile {site / 'broker.pem'}\n"
+                                    f"certfile {site / 'broker.pem'}\nkeyfile {site / 'broker.key'}\n")
+    broker.start()
+    sub = Subscriber(broker.port, f"{PREFIX}/#")  # the plain listener, for the test's own subscriber
+    try:
+        write_site(site, tls_port, SITE_YAML.replace("refresh: 1h}", "refresh: 1h, tls: {ca: broker.pem}}"))
+        plant = Plant(site)
+        try:
+            assert plant.until(lambda: sub.text(f"{PREFIX}/state/bat.voltage") == "26.4")
+            assert plant.bridge.settings.port == tls_port
+        finally:
+            plant.close()
+    finally:
+        sub.close()
+        broker.stop()
