@@ -33,7 +33,7 @@ ENERGY_UNITS = ("Wh", "kWh")
 # Last name part of a lifetime energy counter ("energy.charged_kwh", "grid.import_total", "pv.energy").
 COUNTER_NAME = re.compile(r"(^|_)(energy|charged|discharged|charge|discharge|import|export|imported|exported|"
                           r"in|out|total|produced|consumed)(_k?wh)?$")
-BUTTON_NAME = re.compile(r"(^cmd\.|(^|[._])ack(nowledge)?$)")
+BUTTON_NAME = re.compile(r"(^cmd\.|(^|[._])ack(nowledge)?(_all)?$)")
 _OBJECT = re.compile(r"[^a-zA-Z0-9_-]+")
 FLOAT_LIMIT = 1e9  # HA number min/max for a float32 register without tag limits
 

@@ -29,9 +29,12 @@ def test_energy_counters_by_unit_and_name(tag: TagDef, counter: bool) -> None:
     assert (config.get("device_class"), config["state_class"]) == expected
 
 
-def test_alarm_acknowledge_is_a_button_and_alarms_are_problems() -> None:
-    ack = TagDef("alarm.ack", TagType.BOOL, access="rw", modbus=ModbusMap(5))
+@pytest.mark.parametrize("name", ["alarm.ack", "alarm.ack_all", "alarm.cell_high.acknowledge", "cmd.alarm_ack"])
+def test_alarm_acknowledge_is_a_button_and_alarms_are_problems(name: str) -> None:
+    ack = TagDef(name, TagType.BOOL, access="rw", modbus=ModbusMap(5))
     assert entity(ack, point_of(ack), TOPICS, DEV).component == "button"
+    enable = TagDef("par.charge1_enable", TagType.BOOL, access="rw", modbus=ModbusMap(6))
+    assert entity(enable, point_of(enable), TOPICS, DEV).component == "switch"
     alarm = TagDef("alarm.cell_low", TagType.BOOL)
     found = entity(alarm, None, TOPICS, DEV)
     assert (found.component, found.config["device_class"]) == ("binary_sensor", "problem")
