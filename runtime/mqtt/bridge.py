@@ -3,7 +3,8 @@
 Threads and hand-over: the scan observer copies the tag image at most once per ``min_interval`` and puts the
 copy in a ``SimpleQueue`` (never blocks, never waits for the broker). The publisher thread takes the newest
 copy and publishes, as retained messages, what changed since it last published (value and quality), every
-tag once per ``refresh``, and everything again after each (re)connect. paho's network thread does the socket
+tag once per ``refresh``, and everything again after each (re)connect. It works between scans: it pauses
+just before each scan's deadline and goes on after that scan's commit, so the scan never waits for it. paho's network thread does the socket
 work, reconnects with a doubling back-off, and publishes ``offline`` on the status topic through the last
 will when the connection dies. When the broker is slow and the previous batch is still unsent, a cycle is
 skipped (counted) instead of queueing without bound: the next cycle sends the newest values.
@@ -20,7 +21,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from runtime.clock import RealClock
 from runtime.mqtt.commands import Commands
 from runtime.mqtt.discovery import Entity, Topics, device, entity, node_id
 from runtime.mqtt.settings import MqttSettings, resolve
@@ -39,6 +41,11 @@ log = logging.getLogger("battplc.mqtt")
 RECONNECT_MIN = 1  # s, doubled up to RECONNECT_MAX after each failed attempt (paho's back-off)
 RECONNECT_MAX = 60
 STOP_TIMEOUT = 2.0  # s the 'offline' message may take on a clean stop
+# The publisher pauses this long before each scan's deadline (at most a tenth of the period), so the scan never
+# waits for the GIL or a CPU the bridge holds; it goes on after the scan committed (as the Modbus server does).
+QUIET_GUARD = 0.001
+
+Snapshot = tuple[dict[str, Any], dict[str, Quality]]
 
 
 @dataclass
@@ -71,7 +78,9 @@ class Bridge:
         self.device = device(site_name, description, _version())
         self.commands = commands or Commands(db, RegisterMap.from_tags(db.defs.values()))
         self.stats = BridgeStats()
-        self._snapshots: queue.SimpleQueue[tuple[dict[str, Any], dict[str, Quality]]] = queue.SimpleQueue()
+        # (image copy or None for "go on", time to pause by): the scan's only hand-over, never blocking.
+        self._inbox: queue.SimpleQueue[tuple[Snapshot | None, float]] = queue.SimpleQueue()
+        self._paused = False  # the publisher stopped mid-batch for a scan and waits for its commit
         self._next_snapshot = -math.inf
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -87,12 +96,24 @@ class Bridge:
     # ---- scan thread ------------------------------------------------------------------------------------------
 
     def observe(self, scan: Any) -> None:
-        """Scan observer (after commit): hand a copy of the image over when one is due; never blocks."""
+        """Scan observer (after commit): hand a copy of the image over when one is due; never blocks.
+
+        With a real clock each hand-over carries the time the publisher must pause by (just before the next
+        scan's deadline); a publisher that paused in the middle of a batch is woken after the next commit.
+        """
         started = scan.ctx.t
+        snapshot = None
         if started >= self._next_snapshot:
             self._next_snapshot = started + self.settings.min_interval - 1e-6
-            if self._snapshots.qsize() < 2:  # a stalled publisher does not make copies pile up
-                self._snapshots.put(self.db.snapshot())
+            if self._inbox.qsize() < 2:  # a stalled publisher does not make copies pile up
+                snapshot = self.db.snapshot()
+        if snapshot is not None or self._paused:
+            self._paused = False
+            if isinstance(scan.clock, RealClock):
+                quiet = scan.deadline + scan.period - min(QUIET_GUARD, scan.period / 10)
+            else:
+                quiet = math.inf
+            self._inbox.put((snapshot, quiet))
 
     # ---- life cycle -------------------------------------------------------------------------------------------
 
@@ -131,22 +152,41 @@ class Bridge:
     # ---- publisher thread -------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        batch: Iterator[None] | None = None
         while not self._stop.is_set():
             try:
-                snapshot = self._snapshots.get(timeout=0.2)
+                snapshot, quiet = self._inbox.get(timeout=0.2)
             except queue.Empty:
                 continue
             while True:  # only the newest copy matters
                 try:
-                    snapshot = self._snapshots.get_nowait()
+                    newer, quiet = self._inbox.get_nowait()
                 except queue.Empty:
                     break
+                snapshot = newer or snapshot
+            if snapshot is not None:
+                batch = self._batch(*snapshot)  # an unfinished batch is dropped: this one is newer
+            if batch is None:
+                continue
             try:
-                self._cycle(*snapshot)
-            except Exception:  # never let one bad cycle end publishing
+                if self._publish_until(batch, quiet):
+                    batch = None
+                else:
+                    self._paused = True  # the next scan is due: go on after its commit
+            except Exception:  # never let one bad batch end publishing
                 log.exception("MQTT publish cycle failed")
+                batch = None
 
-    def _cycle(self, values: dict[str, Any], quality: dict[str, Quality]) -> None:
+    @staticmethod
+    def _publish_until(batch: Iterator[None], quiet: float) -> bool:
+        """Run a batch until it is done (True) or the scan's quiet time begins (False)."""
+        for _ in batch:
+            if time.monotonic() >= quiet:
+                return False
+        return True
+
+    def _batch(self, values: dict[str, Any], quality: dict[str, Quality]) -> Iterator[None]:
+        """Publish what is due, yielding between messages so the caller can pause it for a scan."""
         if not self._connected.is_set():
             return
         if self.client.want_write():
@@ -159,12 +199,11 @@ class Bridge:
             self._resync = True
         full = self._resync or now >= self._next_refresh
         if self._resync:
-            self._resync = False
             if self.settings.discovery:
-                for topic, item in self._entities.items():
+                for topic, item in list(self._entities.items()):
                     self._publish(topic, json.dumps(item.config, separators=(",", ":")), qos=1)
-        if full:
-            self._next_refresh = now + self.settings.refresh
+                    yield
+            self._resync = False
         sent = self._sent
         for tag in self._public:
             name = tag.name
@@ -175,9 +214,13 @@ class Bridge:
             last = sent.get(name)
             if full or last is None or last[0] != text:
                 self._publish(self.topics.state(name), text)
+                yield
             if full or last is None or last[1] != grade:
                 self._publish(self.topics.quality(name), grade)
+                yield
             sent[name] = (text, grade)
+        if full:  # only a finished full batch counts as the refresh
+            self._next_refresh = now + self.settings.refresh
 
     def _publish(self, topic: str, payload: str, qos: int = 0) -> None:
         self.client.publish(topic, payload, qos=qos, retain=True)
