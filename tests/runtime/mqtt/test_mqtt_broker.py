@@ -5,13 +5,23 @@ The controller runs on a SimClock and is stepped by the test; the bridge's own t
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_helpers import SITE_YAML, Broker, Link, Subscriber, needs_mosquitto, wait_until, write_site
+from mqtt_helpers import (
+    SITE_YAML,
+    Broker,
+    Link,
+    Subscriber,
+    free_port,
+    needs_mosquitto,
+    wait_until,
+    write_site,
+)
 
 from runtime.app import Controller
 from runtime.clock import SimClock
@@ -268,6 +278,7 @@ def test_a_removed_tag_removes_its_entity(tmp_path: Path, broker: Broker) -> Non
         late.close()
 
 
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd not installed")
 def test_credentials_from_a_file(tmp_path: Path) -> None:
     passwords = tmp_path / "passwd"
     passwords.write_text("")
@@ -308,8 +319,6 @@ def test_periodic_refresh_and_home_assistant_restart_send_everything_again(tmp_p
 
 
 def test_a_dead_broker_leaves_the_scan_running(tmp_path: Path) -> None:
-    from mqtt_helpers import free_port
-
     plant = Plant(write_site(tmp_path / "site", free_port()))  # nobody listens there
     try:
         plant.scan(50)
@@ -322,6 +331,7 @@ def test_a_dead_broker_leaves_the_scan_running(tmp_path: Path) -> None:
         plant.close()
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed (to make a test certificate)")
 def test_tls_with_the_broker_certificate_verified(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -329,8 +339,6 @@ def test_tls_with_the_broker_certificate_verified(tmp_path: Path) -> None:
                     "-keyout", str(site / "broker.key"), "-out", str(site / "broker.pem"), "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                    check=True, capture_output=True)
-    from mqtt_helpers import free_port
-
     tls_port = free_port()
     broker = Broker(tmp_path, extra=f"listener {tls_port} 127.0.0.1\ncafile {site / 'broker.pem'}\n"
                                     f"certfile {site / 'broker.pem'}\nkeyfile {site / 'broker.key'}\n")
