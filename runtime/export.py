@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from runtime.config.site import REPO_ROOT, load_site
 from runtime.mqtt.discovery import is_energy_counter, is_event_counter, object_id, unit_fields
 from runtime.server.regmap import BITS, Point, RegisterMap
+from runtime.site import REPO_ROOT, load_site
 from runtime.tags import TagType
 
 HA_INPUT = {"input": "input", "holding": "holding", "discrete": "discrete_input", "coil": "coil"}
@@ -97,10 +97,10 @@ def render(document: dict[str, Any], header: str) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     site, db, _, _ = load_site(args.dir, with_programs=False)
-    server = site.settings.get("server") or {}
-    host = args.host or server.get("listen", "127.0.0.1")
-    port = args.port or server.get("port", 5020)
-    unit_id = server.get("unit_id", 1)
+    server = site.settings.server
+    host = args.host or server.listen
+    port = args.port or server.port
+    unit_id = server.unit_id
     regmap = RegisterMap.from_tags(db.defs.values())
     if args.target == "homeassistant":
         text = render(homeassistant(regmap, site.name, host, port, unit_id),

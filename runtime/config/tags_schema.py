@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.config.mqtt_schema import MQTT
 from runtime.config.schema import (
     MISSING,
     Errors,
@@ -30,7 +31,6 @@ from runtime.config.schema import (
     tag_name,
 )
 from runtime.config.units import UNITS
-from runtime.mqtt.settings import MQTT
 from runtime.tags import ModbusMap, TagDef, TagType
 
 DTYPES = ("bool", "int16", "uint16", "int32", "uint32", "float32")

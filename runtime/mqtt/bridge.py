@@ -309,18 +309,18 @@ class Bridge:
 
 def attach(controller: Any) -> Callable[[], None] | None:
     """Start the bridge for a controller whose site has an enabled ``mqtt:`` block; return its stop."""
-    raw = controller.site.settings.get("mqtt")
-    if not raw or not raw.get("enabled", True):
-        return None
     site = controller.site
+    config = site.settings.mqtt
+    if config is None or not config.enabled:
+        return None
     try:
-        settings = resolve(raw, site.name, site.dir)
+        settings = resolve(config, site.name, site.dir)
     except (OSError, ValueError) as exc:  # checked at load; a file can still vanish before start
         log.error("MQTT not started: %s (check site.mqtt in tags.yaml)", exc)
         return None
-    unit_id = (site.settings.get("server") or {}).get("unit_id", 1)
-    commands = Commands(controller.db, RegisterMap.from_tags(controller.db.defs.values()), unit_id=unit_id)
-    bridge = Bridge(controller.db, settings, site.name, site.settings.get("description", ""), commands)
+    commands = Commands(controller.db, RegisterMap.from_tags(controller.db.defs.values()),
+                        unit_id=site.settings.server.unit_id)
+    bridge = Bridge(controller.db, settings, site.name, site.settings.description, commands)
     controller.scan.ports.append(commands.writes)
     controller.scan.observers.append(bridge.observe)
     bridge.start()

@@ -13,9 +13,9 @@ import yaml
 from pymodbus.client import ModbusTcpClient
 
 from runtime.cli import main
-from runtime.config.site import REPO_ROOT, load_site
 from runtime.server import Server
 from runtime.server.regmap import RegisterMap
+from runtime.site import REPO_ROOT, load_site
 from runtime.tags import TagDB, TagType
 
 TABLES = {"input": "input", "holding": "holding", "discrete_input": "discrete", "coil": "coil"}

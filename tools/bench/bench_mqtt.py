@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 from runtime.clock import RealClock
-from runtime.config.site import REPO_ROOT, load_site
 from runtime.mqtt.bridge import Bridge
 from runtime.mqtt.settings import MqttSettings
 from runtime.program import FunctionBlock, ScanContext
 from runtime.scan import Scan
+from runtime.site import REPO_ROOT, load_site
 from runtime.tags import TagDB, TagType
 from tools.bench.figures import Figure
 

@@ -33,15 +33,15 @@ site:
   retain: {path: var/retain.json}
   mqtt: {host: 127.0.0.1, port: PORT, topic_prefix: battplc/t, min_interval: 50ms, refresh: 1h}
 tags:
-  bat.voltage: {type: float, unit: V, default: 26.4, modbus: {address: 0, dtype: uint16, scale: 100}}
-  bat.soc: {type: float, unit: "%", default: 55.5, modbus: {address: 1, dtype: uint16, scale: 10}}
+  bat.voltage: {type: float, unit: V, default: 26.4, modbus: {address: 0, dtype: uint16, scale: 0.01}}
+  bat.soc: {type: float, unit: "%", default: 55.5, modbus: {address: 1, dtype: uint16, scale: 0.1}}
   energy.charged_kwh:
     type: float
     unit: kWh
     retain: true
     default: 123.45
-    modbus: {address: 2, dtype: uint32, scale: 100}
-  soc.residual_kwh: {type: float, unit: kWh, default: 4.2, modbus: {address: 4, dtype: uint16, scale: 100}}
+    modbus: {address: 2, dtype: uint32, scale: 0.01}
+  soc.residual_kwh: {type: float, unit: kWh, default: 4.2, modbus: {address: 4, dtype: uint16, scale: 0.01}}
   charger.enable: {type: bool, modbus: {address: 0}}
   alarm.cell_high: {type: bool, modbus: {address: 1}}
   cmd.battery_off: {type: bool, access: rw, modbus: {address: 2}}
@@ -59,7 +59,7 @@ tags:
     default: 10
     min: 0
     max: 50
-    modbus: {address: 11, dtype: uint16, scale: 10}
+    modbus: {address: 11, dtype: uint16, scale: 0.1}
   par.unmapped: {type: float, access: rw, default: 1, min: 0, max: 5}
   internal.secret: {type: int, metric: false, default: 7}
 """

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from mqtt_helpers import write_site
 
-from runtime.config.site import load_site
 from runtime.mqtt.bridge import Bridge
 from runtime.mqtt.settings import resolve
+from runtime.site import load_site
 from runtime.tags import Quality
 
 
@@ -24,7 +24,7 @@ def publish(bridge: Bridge, values: dict[str, Any], quality: dict[str, Quality])
 @pytest.fixture
 def bridge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Bridge:
     site, db, _, _ = load_site(write_site(tmp_path, 1883), with_programs=False)
-    bridge = Bridge(db, resolve(site.settings["mqtt"], site.name, site.dir), site.name)
+    bridge = Bridge(db, resolve(site.settings.mqtt, site.name, site.dir), site.name)
     bridge._plan()
     bridge._connected.set()  # as after a CONNACK
     sent: list[tuple[str, Any]] = []

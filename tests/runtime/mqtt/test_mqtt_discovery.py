@@ -41,7 +41,7 @@ def test_alarm_acknowledge_is_a_button_and_alarms_are_problems(name: str) -> Non
 
 
 def test_number_limits_and_step_come_from_tag_and_register() -> None:
-    tag = TagDef("par.x", TagType.FLOAT, "V", access="rw", min=2.5, modbus=ModbusMap(3, "int16", 100))
+    tag = TagDef("par.x", TagType.FLOAT, "V", access="rw", min=2.5, modbus=ModbusMap(3, "int16", 0.01))
     config = entity(tag, point_of(tag), TOPICS, DEV).config
     assert (config["min"], config["max"], config["step"]) == (2.5, 327.67, 0.01)
     assert config["device_class"] == "voltage" and config["entity_category"] == "config"

@@ -8,8 +8,8 @@ import pytest
 
 from runtime.cli import main
 from runtime.config.errors import ConfigErrors
-from runtime.config.site import load_site
 from runtime.mqtt.settings import resolve
+from runtime.site import load_site
 
 HEAD = """\
 site:
@@ -62,11 +62,11 @@ def test_malformed_credentials_file_is_a_config_error(tmp_path: Path, capsys: py
 def test_defaults_follow_the_site(tmp_path: Path) -> None:
     (tmp_path / "tags.yaml").write_text(HEAD + "    host: broker.lan\n    tls: {}\n" + TAIL)
     site, _, _, _ = load_site(tmp_path, with_programs=False)
-    settings = resolve(site.settings["mqtt"], site.name, site.dir)
+    settings = resolve(site.settings.mqtt, site.name, site.dir)
     assert (settings.host, settings.port, settings.topic_prefix, settings.client_id) == \
         ("broker.lan", 8883, "battplc/garage", "battplc-garage")
     assert (settings.min_interval, settings.refresh, settings.discovery_prefix) == (1.0, 300.0, "homeassistant")
-    assert "mqtt" not in load_site(_plain(tmp_path / "plain"), with_programs=False)[0].settings
+    assert load_site(_plain(tmp_path / "plain"), with_programs=False)[0].settings.mqtt is None
 
 
 def _plain(directory: Path) -> Path:
