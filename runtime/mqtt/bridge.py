@@ -1,13 +1,14 @@
 """The MQTT bridge: every public tag on a broker, Home Assistant discovery, commands back, off the scan path.
 
-Threads and hand-over: the scan observer copies the tag image at most once per ``min_interval`` and puts the
-copy in a ``SimpleQueue`` (never blocks, never waits for the broker). The publisher thread takes the newest
-copy and publishes, as retained messages, what changed since it last published (value and quality), every
-tag once per ``refresh``, and everything again after each (re)connect. It works between scans: it pauses
-just before each scan's deadline and goes on after that scan's commit, so the scan never waits for it. paho's network thread does the socket
-work, reconnects with a doubling back-off, and publishes ``offline`` on the status topic through the last
-will when the connection dies. When the broker is slow and the previous batch is still unsent, a cycle is
-skipped (counted) instead of queueing without bound: the next cycle sends the newest values.
+One thread, and the hand-over: the scan observer copies the tag image at most once per ``min_interval``
+and puts the copy in a ``SimpleQueue`` (never blocks, never waits for the broker). The bridge's thread takes
+the newest copy and publishes, as retained messages, what changed since it last published (value and
+quality), every tag once per ``refresh``, and everything again after each (re)connect. It works between
+scans: it pauses just before each scan's deadline and goes on after that scan's commit. paho's socket work
+runs on this same thread (``client.loop``), not on one of paho's own, so nothing of the bridge competes with
+the scan for the GIL at its deadline. A lost connection is retried with a doubling back-off (1 s to 60 s);
+the broker publishes ``offline`` on the status topic through the last will. When the broker is slow and the
+previous batch is still unsent, a batch is skipped (counted) instead of queueing without bound.
 
 Topics under the prefix (default ``battplc/<site>``): ``status`` (online/offline), ``state/<tag>``,
 ``quality/<tag>`` (GOOD/STALE/BAD/INIT), ``set/<tag>`` (commands), ``result`` (one JSON per command).
@@ -38,8 +39,10 @@ from runtime.tags import Quality, TagDB, TagDef, TagType
 
 log = logging.getLogger("battplc.mqtt")
 
-RECONNECT_MIN = 1  # s, doubled up to RECONNECT_MAX after each failed attempt (paho's back-off)
+RECONNECT_MIN = 1  # s, doubled up to RECONNECT_MAX after each failed attempt
 RECONNECT_MAX = 60
+IDLE_POLL = 0.02  # s the thread waits for network traffic when there is nothing to publish
+STEP_ASIDE_LIMIT = 1.0  # s a paused batch waits for the scan's commit before it goes on regardless
 STOP_TIMEOUT = 2.0  # s the 'offline' message may take on a clean stop
 # The publisher pauses this long before each scan's deadline (at most a tenth of the period), so the scan never
 # waits for the GIL or a CPU the bridge holds; it goes on after the scan committed (as the Modbus server does).
@@ -91,6 +94,10 @@ class Bridge:
         self._sent: dict[str, tuple[str, str]] = {}  # tag -> (value, quality) last published
         self._next_refresh = 0.0
         self._thread: threading.Thread | None = None
+        self._socket_open = False  # connect() succeeded and no disconnect since (CONNACK may still be due)
+        self._tried = False  # connect() once, reconnect() after
+        self._failures = 0  # failed attempts since the last good connection
+        self._next_attempt = 0.0
         self.client = self._new_client()
 
     # ---- scan thread ------------------------------------------------------------------------------------------
@@ -118,27 +125,16 @@ class Bridge:
     # ---- life cycle -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start connecting (in the background: a broker that is down is retried with back-off)."""
+        """Start the bridge's thread; it connects in the background (a broker that is down is retried)."""
         self._plan()
-        s = self.settings
-        self.client.connect_async(s.host, s.port, keepalive=round(s.keepalive))
-        self.client.loop_start()
-        self._thread = threading.Thread(target=self._run, name="mqtt-publish", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        """Say 'offline' (if connected), disconnect and end both threads."""
+        """Say 'offline' (if connected), disconnect and end the thread."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(STOP_TIMEOUT)
-        if self._connected.is_set():
-            info = self.client.publish(self.topics.status, "offline", qos=1, retain=True)
-            try:
-                info.wait_for_publish(STOP_TIMEOUT)
-            except (RuntimeError, ValueError):
-                pass  # the connection went away meanwhile: the broker publishes the will instead
-        self.client.disconnect()
-        self.client.loop_stop()
+            self._thread.join(2 * STOP_TIMEOUT + self.client.connect_timeout)
 
     @property
     def connected(self) -> bool:
@@ -146,36 +142,87 @@ class Bridge:
 
     @property
     def threads(self) -> list[threading.Thread]:
-        """The publisher and the paho network thread (for CPU accounting)."""
-        return [t for t in (self._thread, getattr(self.client, "_thread", None)) if t is not None]
+        """The bridge's one thread (for CPU accounting)."""
+        return [self._thread] if self._thread is not None else []
 
-    # ---- publisher thread -------------------------------------------------------------------------------------
+    # ---- the bridge's thread ----------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """Network and publishing on one thread: paho's I/O runs here (``client.loop``), not on a thread of its
+        own, so nothing of the bridge holds the GIL while it steps aside for a scan."""
         batch: Iterator[None] | None = None
+        quiet = math.inf
         while not self._stop.is_set():
-            try:
-                snapshot, quiet = self._inbox.get(timeout=0.2)
-            except queue.Empty:
+            if not self._link_up():
                 continue
-            while True:  # only the newest copy matters
-                try:
-                    newer, quiet = self._inbox.get_nowait()
+            items = self._take()
+            if batch is not None and self._paused and not items:
+                try:  # stepping aside: the scan's commit wakes us (bounded: a scan that stopped cannot hold us)
+                    items = [self._inbox.get(timeout=STEP_ASIDE_LIMIT)] + self._take()
                 except queue.Empty:
-                    break
-                snapshot = newer or snapshot
-            if snapshot is not None:
-                batch = self._batch(*snapshot)  # an unfinished batch is dropped: this one is newer
-            if batch is None:
-                continue
-            try:
-                if self._publish_until(batch, quiet):
-                    batch = None
-                else:
-                    self._paused = True  # the next scan is due: go on after its commit
-            except Exception:  # never let one bad batch end publishing
-                log.exception("MQTT publish cycle failed")
+                    self._paused, quiet = False, math.inf
+            if items:
+                quiet = items[-1][1]  # the latest scan's
+                newest = next((snapshot for snapshot, _ in reversed(items) if snapshot is not None), None)
+                if newest is not None:
+                    batch = self._batch(*newest)  # an unfinished batch is dropped: this one is newer
+            if batch is not None:
+                try:
+                    if not self._publish_until(batch, quiet):
+                        self._paused = True  # the next scan is due: go on after its commit
+                        continue
+                except Exception:  # never let one bad batch end publishing
+                    log.exception("MQTT publish cycle failed")
                 batch = None
+            if self.client.loop(timeout=IDLE_POLL) == mqtt.MQTT_ERR_NO_CONN:  # read, write, keepalive
+                self._socket_open = False
+        self._say_goodbye()
+
+    def _take(self) -> list[tuple[Snapshot | None, float]]:
+        """Everything the scan handed over since the last look (never waits)."""
+        items = []
+        while not self._inbox.empty():
+            items.append(self._inbox.get_nowait())
+        return items
+
+    def _link_up(self) -> bool:
+        """Whether the socket is open; else try to (re)connect once the back-off allows (True if that worked)."""
+        if self._socket_open:
+            return True
+        now = time.monotonic()
+        if now < self._next_attempt:
+            self._stop.wait(min(IDLE_POLL, self._next_attempt - now))
+            return False
+        s = self.settings
+        try:
+            if self._tried:
+                self.client.reconnect()
+            else:
+                self._tried = True
+                self.client.connect(s.host, s.port, keepalive=round(s.keepalive))
+        except (OSError, ValueError) as exc:
+            self._failures += 1
+            self._next_attempt = now + self._backoff()
+            if self._failures == 1:
+                log.warning("MQTT broker %s:%d not reachable (%s); retrying with back-off up to %d s", s.host,
+                            s.port, exc, RECONNECT_MAX)
+            return False
+        self._socket_open = True
+        return True
+
+    def _backoff(self) -> float:
+        """Seconds to the next attempt: 1 after a connection that worked, doubling with each failure, <= 60."""
+        return float(min(RECONNECT_MAX, RECONNECT_MIN * 2 ** min(self._failures, 6)))
+
+    def _say_goodbye(self) -> None:
+        """On stop: 'offline' on the status topic (the will covers every other way of going), then DISCONNECT."""
+        if self._connected.is_set():
+            info = self.client.publish(self.topics.status, "offline", qos=1, retain=True)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while not info.is_published() and self.client.is_connected() and time.monotonic() < deadline:
+                self.client.loop(timeout=0.05)
+        self.client.disconnect()
+        self.client.loop(timeout=0.05)
 
     @staticmethod
     def _publish_until(batch: Iterator[None], quiet: float) -> bool:
@@ -245,7 +292,6 @@ class Bridge:
         if s.tls is not None:
             client.tls_set(ca_certs=s.tls.get("ca"), certfile=s.tls.get("cert"), keyfile=s.tls.get("key"))
             client.tls_insecure_set(bool(s.tls.get("insecure")))
-        client.reconnect_delay_set(RECONNECT_MIN, RECONNECT_MAX)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -253,10 +299,12 @@ class Bridge:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
+            self._failures += 1
             log.warning("MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port,
                         reason)
             return
         self.stats.connects += 1
+        self._failures = 0  # the back-off starts over after a good connection
         log.info("MQTT connected to %s:%d as %s", self.settings.host, self.settings.port, self.settings.client_id)
         client.publish(self.topics.status, "online", qos=1, retain=True)
         subscriptions = [(self.topics.commands, 1)]
@@ -271,6 +319,8 @@ class Bridge:
                        properties: Any) -> None:
         was = self._connected.is_set()
         self._connected.clear()
+        self._socket_open = False
+        self._next_attempt = time.monotonic() + self._backoff()
         if was and not self._stop.is_set():
             self.stats.disconnects += 1
             log.warning("MQTT connection to %s:%d lost (%s); reconnecting with back-off", self.settings.host,

@@ -104,7 +104,7 @@ def run(quick: bool) -> list[Figure]:
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         print("mqtt: skipped: mosquitto not installed (apt-get install mosquitto)", file=sys.stderr)
         return []
-    seconds, rounds = (6.0, 3) if quick else (30.0, 6)
+    seconds, rounds = (8.0, 4) if quick else (40.0, 20)  # 2 s slices: load changes on the machine hit both alike
     db, floats = site_db()
     off: list[float] = []
     on: list[float] = []
