@@ -20,6 +20,7 @@ from runtime import metrics, server
 from runtime.clock import Clock, RealClock
 from runtime.drivers import manager
 from runtime.events import EventLog
+from runtime.mqtt import bridge as mqtt_bridge
 from runtime.notify import SystemdNotifier, WatchdogKicker, watchdog_interval
 from runtime.retain import RetainStore, RetainWriter, check_values, resolve_path, writable_problem
 from runtime.scan import Scan
@@ -27,7 +28,7 @@ from runtime.site import load_site
 from runtime.tags import TagDef, TagType
 
 # Services started around the scan, each a function Controller -> stop callable (or None when disabled).
-SERVICES = (manager.attach, server.attach, metrics.attach)
+SERVICES = (manager.attach, server.attach, metrics.attach, mqtt_bridge.attach)
 
 log = logging.getLogger("battplc")
 
@@ -49,7 +50,7 @@ class Controller:
         self.period = period or self.site.scan_period
         self.services = services
         self._stoppers: list[Any] = []
-        self.parts: dict[str, Any] = {}  # services attached: 'drivers', 'server', 'metrics'
+        self.parts: dict[str, Any] = {}  # services attached: 'drivers', 'server', 'metrics', 'mqtt'
         self.scan = Scan(self.db, self.programs, self.clock, self.period, interlocks=self.interlocks)
         self._restore()
         for program in self.programs + ([self.interlocks] if self.interlocks else []):

@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from runtime import export as export_commands
 from runtime.app import Controller
 from runtime.cli_args import duration_arg, period_arg, site_arg
 from runtime.config.errors import ConfigErrors
@@ -21,7 +22,7 @@ from runtime.site import load_site
 from tools.plantsim import cli as sim_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
-COMMANDS = (chart_commands, modbus_commands, sim_commands)
+COMMANDS = (chart_commands, modbus_commands, sim_commands, export_commands)
 CONFIG_INVALID = 2  # exit status for a config that does not load (1: a failure while running)
 
 

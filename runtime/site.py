@@ -24,6 +24,7 @@ from runtime.config.settings import SiteSettings, site_settings
 from runtime.config.tags_schema import CONTRACT_FILE, SITE, TAGS_FILE
 from runtime.drivers.config import load_io_map
 from runtime.loader import find_program, load_programs
+from runtime.mqtt.settings import check_files as check_mqtt_files
 from runtime.tags import TagDB, TagDef
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -159,6 +160,7 @@ def load_site(directory: Path | str, with_programs: bool = True) -> tuple[Site, 
     """Load and check everything; return (site, tag db, programs in order, interlocks program or None)."""
     errors = Errors()
     site = load_tag_table(directory, errors)
+    check_mqtt_files(site, errors)
     db = site.new_db()
     io_path = site.dir / "io_map.yaml"
     if io_path.is_file():

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from runtime.config.mqtt_schema import MQTT, MqttConfig, mqtt_config
 from runtime.config.tags_schema import METRICS, RETAIN, SERVER
 
 
@@ -69,6 +70,7 @@ class SiteSettings:
     metrics: MetricsSettings
     retain: RetainSettings
     watchdog: bool
+    mqtt: MqttConfig | None = None  # absent: no MQTT bridge
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SiteSettings:
         """These settings with some replaced; a section (server, metrics, retain) may be given as a partial
@@ -103,6 +105,8 @@ def section_of(key: str, value: Mapping[str, Any]) -> Any:
         return MetricsSettings(**METRICS(dict(value)))
     if key == "retain":
         return RetainSettings(**RETAIN(dict(value)))
+    if key == "mqtt":
+        return mqtt_config(MQTT(dict(value)))
     raise ValueError(f"site setting {key!r} is not a section")
 
 
@@ -112,4 +116,5 @@ def site_settings(doc: Mapping[str, Any]) -> SiteSettings:
         name=doc["name"], description=doc["description"], scan_period=doc["scan_period"],
         scan_spin=doc["scan_spin"], application=doc.get("application"), programs=tuple(doc["programs"]), interlocks=doc.get("interlocks"),
         server=server_settings(doc["server"]), metrics=MetricsSettings(**doc["metrics"]),
-        retain=RetainSettings(**doc["retain"]), watchdog=doc["watchdog"])
+        retain=RetainSettings(**doc["retain"]), watchdog=doc["watchdog"],
+        mqtt=mqtt_config(doc["mqtt"]) if doc.get("mqtt") else None)

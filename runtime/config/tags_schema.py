@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from runtime.config.mqtt_schema import MQTT
 from runtime.config.schema import (
     MISSING,
     Errors,
@@ -142,6 +143,7 @@ SITE = Schema({
     Optional("metrics", default=lambda: METRICS({})): METRICS,
     Optional("retain", default=lambda: RETAIN({})): RETAIN,
     Optional("watchdog", default=True): boolean,
+    Optional("mqtt"): MQTT,  # absent: no MQTT bridge
 })
 
 # What a site may change of a tag its programs declare; everything else is the application's contract.
