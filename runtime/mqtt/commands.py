@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.mqtt.discovery import resolution
+from runtime.server.access import WRITE_LOG_BURST, RateLimitedLog
 from runtime.server.image import RegisterImage, WriteQueue
 from runtime.server.protocol import Refused, RequestHandler, ServerStats
 from runtime.server.regmap import BITS, Point, RegisterMap
@@ -61,8 +63,11 @@ class Commands:
         self.unit_id = unit_id
         self.writes = WriteQueue()
         self.stats = ServerStats()
+        # The same bounded write log as the Modbus server: a client flooding commands cannot fill the disk.
+        logs = (RateLimitedLog(time.monotonic, "refused command(s)", burst=WRITE_LOG_BURST),
+                RateLimitedLog(time.monotonic, "accepted command(s)", burst=WRITE_LOG_BURST, level=logging.INFO))
         self.handler = _RecordingHandler(regmap, RegisterImage(regmap), self.writes, unit_id, "ignore",
-                                         current or db.values.__getitem__, self.stats)
+                                         current or db.values.__getitem__, self.stats, *logs)
 
     def writable(self, name: str) -> Point | None:
         """The register of a tag a command may set (the Modbus whitelist), else None."""

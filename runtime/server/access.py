@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("battplc.server")
 
 
+# Log lines per 10 s for accepted writes, and as many for refused ones; the rest are counted, then summarised.
+WRITE_LOG_BURST = 20
+
+
 class RateLimitedLog:
     """At most ``burst`` warnings per ``window`` seconds; the rest are counted and summarised in one line.
 

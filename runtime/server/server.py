@@ -28,7 +28,7 @@ from typing import Any
 from runtime.clock import RealClock
 from runtime.config.settings import ServerSettings, section_of
 from runtime.scan import Scan
-from runtime.server.access import Gate, RateLimitedLog, tls_context
+from runtime.server.access import WRITE_LOG_BURST, Gate, RateLimitedLog, tls_context
 from runtime.server.image import RegisterImage, WriteQueue
 from runtime.server.protocol import Connection, RequestHandler, ServerStats
 from runtime.server.regmap import Point, RegisterMap
@@ -45,8 +45,6 @@ SOCKET_BUFFER = 16384
 
 # The server steps aside from QUIET_GUARD before each scan's deadline until that scan committed, at most
 # QUIET_LIMIT past the deadline (see Server._step_aside).
-# Log lines per 10 s for accepted writes, and as many for refused ones; the rest are counted, then summarised.
-WRITE_LOG_BURST = 20
 
 QUIET_GUARD = 0.001
 QUIET_LIMIT = 0.005

@@ -53,7 +53,7 @@ def test_bad_mqtt_settings_name_file_line_and_key(tmp_path: Path, mqtt: str, lin
 def test_malformed_credentials_file_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "tags.yaml").write_text(HEAD + "    host: broker\n    credentials: mqtt.secret\n" + TAIL)
     (tmp_path / "mqtt.secret").write_text("no colon here\n")
-    assert main(["check", str(tmp_path)]) == 1
+    assert main(["check", str(tmp_path)]) == 2  # an invalid config
     err = capsys.readouterr().err
     assert f"{tmp_path / 'tags.yaml'}:5: site.mqtt.credentials:" in err
     assert "the first line must be username:password" in err and "Traceback" not in err
