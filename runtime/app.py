@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import metrics, server
+from runtime.alarms import service as alarms
 from runtime.clock import Clock, RealClock
 from runtime.drivers import manager
 from runtime.events import EventLog
@@ -51,6 +52,10 @@ class Controller:
         for program in self.programs + ([self.interlocks] if self.interlocks else []):
             program.start(self.db)
         self.scan.observers.append(EventLog(self.db))  # chart steps and alarms, also in simulation
+        # Before the services' observers, so the server and metrics see this scan's alarm states.
+        self.alarms = alarms.attach(self)
+        if self.alarms is not None:
+            self._stoppers.append(self.alarms.stop)
         if services:
             self._start_services()
 
