@@ -16,11 +16,12 @@ from runtime.config.errors import ConfigErrors
 from runtime.events import configure_logging
 from runtime.server import cli as modbus_commands
 from runtime.sfc import cli as chart_commands
+from runtime.sfc import why_cli as why_commands
 from runtime.site import load_site
 from tools.plantsim import cli as sim_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
-COMMANDS = (chart_commands, modbus_commands, alarm_commands, sim_commands)
+COMMANDS = (chart_commands, why_commands, modbus_commands, alarm_commands, sim_commands)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
