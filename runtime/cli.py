@@ -54,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("running site %r at a %.0f ms period; Ctrl-C stops", controller.site.name, controller.period * 1000)
     controller.run(duration=args.duration)
     print_figures(controller.scan.figures())
+    print(controller.safe_outputs_text())
     return 0
 
 
@@ -64,8 +65,20 @@ def print_figures(figures: dict[str, float]) -> None:
           f"duration p50 {figures['duration_p50_ms']:.3f} ms  p99 {figures['duration_p99_ms']:.3f} ms")
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("battplc")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="battplc", description="A soft PLC for a home LiFePO4 buffer battery.")
+    parser.add_argument("--version", action="version", version=f"battplc {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
