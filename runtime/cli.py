@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from runtime import params as params_commands
 from runtime.alarms import cli as alarm_commands
 from runtime.app import Controller
 from runtime.cli_args import duration_arg, site_arg
@@ -21,7 +22,7 @@ from runtime.site import load_site
 from tools.plantsim import cli as sim_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
-COMMANDS = (chart_commands, why_commands, modbus_commands, alarm_commands, sim_commands)
+COMMANDS = (chart_commands, why_commands, modbus_commands, alarm_commands, params_commands, sim_commands)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -4,14 +4,12 @@ a live controller of the default site on free ports, for the commands that talk 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from live_helpers import Live, free_port
 
 
 @pytest.fixture(autouse=True)
@@ -24,30 +22,6 @@ def _restore_root_logging() -> Iterator[None]:
 
 
 # ---- a running controller of the default site, on free ports -----------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Live:
-    """The default site's controller scanning in a thread: its Modbus port and the CLI options to reach it."""
-
-    controller: Any
-    port: int
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        """Stop the scan and wait for the controller to close (outputs safe, retained files written)."""
-        self.controller.scan.stop()
-        self.thread.join(10)
-
-    @property
-    def target(self) -> list[str]:
-        return ["--port", str(self.port)]
-
 
 @pytest.fixture
 def live_controller(tmp_path: Path) -> Iterator[Live]:

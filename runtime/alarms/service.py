@@ -282,9 +282,17 @@ def journal_path(site: Any) -> Path:
 
 def attach(controller: Any) -> AlarmService | None:
     """Declare the alarm tags and observe the scan; the journal is retained when services run (not in sims)."""
+    from runtime.config.errors import ConfigErrors
+    from runtime.config.schema import Errors
+    from runtime.config.tags_schema import check_register_overlaps
+
     db = controller.db
     if not any(is_alarm(tag) for tag in db.defs.values()):
         return None
+    errors = Errors()  # the alarm system's registers must not sit on a site's own
+    check_register_overlaps([*db.defs.values(), *alarm_tags(db.defs.values())], errors)
+    if errors:
+        raise ConfigErrors(errors)
     journal = journal_path(controller.site) if controller.services else None
     service = AlarmService(db, journal)
     controller.scan.observers.append(service)
