@@ -103,7 +103,7 @@ def alarm_tags(defs: Iterable[TagDef]) -> list[TagDef]:
                description="shelve an alarm for cmd.alarm_shelve_s; back to none once done"),
         TagDef(UNSHELVE, TagType.ENUM, values=targets, access="rw", modbus=_mapped(UNSHELVE),
                description="put a shelved alarm back in view; back to none once done"),
-        TagDef(RESULT, TagType.ENUM, values=RESULTS, modbus=_mapped(RESULT),
+        TagDef(RESULT, TagType.ENUM, values=RESULTS, modbus=_mapped(RESULT), metric=False,
                description="what became of the last alarm command"),
         TagDef(RESULT_SEQ, TagType.INT, "count", max=65535, modbus=_mapped(RESULT_SEQ), metric=False,
                description="alarm commands carried out (wraps at 65536): a new answer in alarms.result"),
