@@ -80,7 +80,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if args.plot:
         from tools.plantsim.plot import plot_trace
 
-        plot_trace(simulation.trace, args.plot, title=f"{scenario.name} ({args.scenario})")
+        plot_trace(simulation.trace, args.plot, title=f"{scenario.name} ({args.scenario})", start=scenario.start,
+                   marks=simulation.marks)
     if args.why_at is not None:
         _print_why(simulation, args.why_at)
     text = json.dumps(summary, indent=2)

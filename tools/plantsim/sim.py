@@ -271,6 +271,8 @@ class Simulation:
         self.why_at: float | None = None  # simulated seconds at which to keep a snapshot for `why`
         self.why: Any = None  # that snapshot (runtime.sfc.why.MappingSnapshot), once taken
         self.stop_signal: int | None = None  # the signal that asked for the stop, if one did
+        self.marks: list[Mark] = []  # scenario events and alarms raised, for the plot
+        self.scan.observers.append(AlarmMarks(self.db, self.marks))
         self._stop = False
 
     def _traced_tags(self) -> list[str]:
@@ -305,6 +307,7 @@ class Simulation:
                 scan.wait()
                 t = k * period
                 while events and events[0].at <= t + 1e-9:
+                    self.marks.append(Mark(t, "event", describe(events[0])))
                     ends += self._apply(events.pop(0), t)
                 if ends:
                     ends = self._clear_faults(ends, t)
@@ -465,6 +468,44 @@ class Watch:
             if trips > self._trips_seen:
                 self.interlock_trips += trips - self._trips_seen
             self._trips_seen = trips
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Something that happened at a moment of the run: a scenario event, or an alarm raised or cleared."""
+
+    t: float
+    kind: str  # "event", "alarm" (raised) or "cleared"
+    text: str
+
+
+def describe(event: Event) -> str:
+    """A scenario event in a few words: 'write cmd.mode=off', 'fault bms1 timeout', 'plant soc=20'."""
+    if event.kind == "fault":
+        return f"{event.data[0]} {event.data[1]}"
+    pairs = event.data.items() if isinstance(event.data, Mapping) else ()
+    return f"{event.kind} " + ", ".join(f"{k}={v}" for k, v in pairs)
+
+
+class AlarmMarks:
+    """Scan observer: each alarm raised or cleared becomes a Mark (one tuple fetch and compare per scan)."""
+
+    def __init__(self, db: TagDB, marks: list[Mark]) -> None:
+        self.db = db
+        self.marks = marks
+        self.names = tuple(n for n, tag in db.defs.items() if n.startswith("alarm.") and tag.is_bool)
+        self._fetch = itemgetter(*self.names) if len(self.names) > 1 else \
+            (lambda values: tuple(values[n] for n in self.names))
+        self._last = tuple(False for _ in self.names)
+
+    def __call__(self, scan: Any) -> None:
+        now = self._fetch(self.db.values)
+        if now != self._last:
+            for name, before, value in zip(self.names, self._last, now, strict=True):
+                if before != value:
+                    # the simulation's clock starts at 0: its monotonic time is the run's time
+                    self.marks.append(Mark(scan.ctx.t, "alarm" if value else "cleared", name.removeprefix("alarm.")))
+            self._last = now
 
 
 class Tally:
