@@ -150,7 +150,8 @@ def plot_trace(trace: Trace, path: Path, title: str = "", start: datetime | None
 
     for ax in (soc_ax, cell_ax, power_ax, current_ax):
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small", frameon=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small", frameon=False)
     _marks(list(marks), begin, (soc_ax, cell_ax, power_ax, current_ax, step_ax))
     step_ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     step_ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=8, maxticks=16))
