@@ -14,8 +14,9 @@ cannot run here (it runs forever, needs hardware, is this very test suite) ends 
 How a command runs is decided by ``RUNNERS``, first match wins; to teach the test a new kind of command, add a
 line there:
 
-* ``offline``: a ``battplc`` command that needs no controller runs in the repository with this checkout's
-  Python; a ``sim`` without ``--duration`` gets ``--duration 10min`` (the whole shipped days are the scenario
+* ``offline``: a ``battplc`` command that needs no controller runs with this checkout's Python in a scratch
+  folder that links the repository's entries (so what it writes lands there); a ``sim`` without ``--duration``
+  gets ``--duration 10min``, or runs to a minute past its ``--why-at`` (the whole shipped days are the scenario
   tests' job);
 * ``live``: commands that talk to a running controller (``get``, ``set``, ``why``, ``alarms``, ``--live``,
   ``mbpoll``, ``curl``) run against the default site's controller started on free ports (its devices
@@ -109,55 +110,76 @@ def _is_live(command: Command) -> bool:
                                                   or "--live" in words)
 
 
-def _offline(command: Command, live: Callable[[], Live]) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Places:
+    """What a runner may use: the shared live controller (started on first use) and the scratch folder."""
+
+    live: Callable[[], Live]
+    scratch: Path
+
+
+def _offline(command: Command, places: Places) -> subprocess.CompletedProcess[str]:
     words = shlex.split(command.text)
     if words[1] == "sim" and "--duration" not in words:
-        words += ["--duration", "10min"]
-    return _run([sys.executable, "-m", "runtime.cli", *words[1:]])
+        words += ["--duration", _sim_duration(words)]
+    return _run([sys.executable, "-m", "runtime.cli", *words[1:]], cwd=places.scratch)
 
 
-def _live(command: Command, live: Callable[[], Live]) -> subprocess.CompletedProcess[str]:
-    controller = live()
+def _sim_duration(words: list[str]) -> str:
+    """10 minutes, or up to a minute past the moment --why-at asks about (the shipped days start at 00:00)."""
+    if "--why-at" not in words:
+        return "10min"
+    hours, minutes = words[words.index("--why-at") + 1].split(":")[:2]
+    return f"{int(hours) * 60 + int(minutes) + 1}min"
+
+
+def _live(command: Command, places: Places) -> subprocess.CompletedProcess[str]:
+    controller = places.live()
     text = command.text.replace("5020", str(controller.port)).replace("9108", str(controller.metrics_port))
     if BATTPLC.match(text):
         text = BATTPLC.sub(f"{shlex.quote(sys.executable)} -m runtime.cli", text) + f" --port {controller.port}"
     return _run(["bash", "-o", "pipefail", "-c", text])
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+def _run(argv: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 # (does this runner take the command?, run it); the first that takes it runs it
-RUNNERS: list[tuple[Callable[[Command], bool], Callable[[Command, Callable[[], Live]], subprocess.CompletedProcess[str]]]] = [
+RUNNERS: list[tuple[Callable[[Command], bool], Callable[[Command, Places], subprocess.CompletedProcess[str]]]] = [
     (_is_live, _live),
     (lambda c: bool(BATTPLC.match(c.text)), _offline),
 ]
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Live]]:
-    """The controller for the live commands, started on first use and shared by all of them."""
+def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Places]:
+    """One controller for all live commands, started on first use; a folder that looks like the repository
+    (its entries linked) where offline commands may write their files."""
     started: list[Live] = []
 
-    def get() -> Live:
+    def live() -> Live:
         if not started:
             started.append(start_live(tmp_path_factory.mktemp("readme-live"), metrics=True))
         return started[0]
 
-    yield get
+    scratch = tmp_path_factory.mktemp("readme-repo")
+    for entry in ROOT.iterdir():
+        if entry.name not in (".venv", ".git", "var"):
+            (scratch / entry.name).symlink_to(entry)
+    yield Places(live, scratch)
     for controller in started:
         controller.stop()
 
 
 @pytest.mark.parametrize("command", [c for c in ALL if c.kind == "shell"], ids=str)
-def test_readme_command_runs(command: Command, live: Callable[[], Live]) -> None:
+def test_readme_command_runs(command: Command, places: Places) -> None:
     if command.untested:
         pytest.skip(f"the README says: untested: {command.untested}")
     runner = next((run for takes, run in RUNNERS if takes(command)), None)
     assert runner is not None, (f"{command}: the README test does not know how to run this; add a runner to "
                                 "RUNNERS in tests/test_readme.py, or end the line with `# untested: why`")
-    done = runner(command, live)
+    done = runner(command, places)
     assert done.returncode == 0, f"{command}: exit {done.returncode}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
     assert "Traceback" not in done.stderr, f"{command}:\n{done.stderr[-3000:]}"
 
