@@ -139,10 +139,13 @@ class Controller:
                 f"{scan.overruns} overruns, {scan.count} scans")
 
     def safe_outputs_text(self) -> str:
-        """What the outputs were left at when the scan stopped (their safe values), one line."""
+        """What the device outputs were left at when the scan stopped (their safe values), one line; a site
+        without device outputs lists what its programs write."""
         defs, values = self.db.defs, self.db.values
+        names = sorted({point.tag for device in self.site.devices for point in device.outputs}) or \
+            sorted(self.scan.outputs())
         shown = [f"{name}={defs[name].format(values[name])}{' ' + defs[name].unit if defs[name].unit else ''}"
-                 for name in sorted(self.scan.outputs())]
+                 for name in names]
         return "outputs left at their safe values: " + (", ".join(shown) or "none")
 
     def close(self) -> None:

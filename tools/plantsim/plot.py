@@ -4,13 +4,13 @@ Drawn from the trace (one row per ``trace_every``) with matplotlib's file-only A
 headless box. Top to bottom, on clock time:
 
 1. state of charge, the controller's and the plant's true one, with the SoC reserve and the maximum;
-2. the highest and lowest cell voltage against the lines that stop charging and discharging: the interlock
+2. the highest, lowest and average cell voltage against the lines that stop charging and discharging: the interlock
    limits, the charge voltage limit per cell (CVL), the charger's setpoint per cell and the voltages at which
    load and ballast end or may not start;
 3. the power flows: PV, house, grid (+ import, export shaded) and battery (+ charge);
 4. the charger's current setpoint against the charge current limit (CCL), the battery current, and when the
    charger and the inverter are enabled (bands along the bottom);
-5. every chart's active step as coloured bands, named where they are wide enough.
+5. every chart's active step as coloured bands, named with how long they lasted where they are wide enough.
 
 Scenario events (faults, writes) are dotted vertical lines through every panel, alarms raised are red marks on
 top, labelled. Tags a site lacks are left out.
@@ -104,6 +104,8 @@ def plot_trace(trace: Trace, path: Path, title: str = "", start: datetime | None
     # 2. cell voltages and the lines that stop charging / discharging
     line(cell_ax, _floats(trace, "bat.cell_v_max"), "highest cell", color="#d62728", linewidth=1.8)
     line(cell_ax, _floats(trace, "bat.cell_v_min"), "lowest cell", color="#1f77b4", linewidth=1.8)
+    line(cell_ax, _per_cell(trace, "bat.voltage"), "average cell (pack / cells): what CVL and charger act on",
+         color="#2ca02c", linewidth=1.4)
     references = [
         ("par.cell_v_charge_max", "charging blocked at", dict(color="#d62728", linestyle="--", linewidth=0.9)),
         ("par.ballast_end_cell_v", "ballast ends at", dict(color="#9467bd", linestyle="-.", linewidth=1.1)),
@@ -205,10 +207,16 @@ def _step_bands(ax: Any, trace: Trace, clock: list[datetime], charts: list[str])
             colour = STEP_COLOURS[order.index(step) % len(STEP_COLOURS)]
             ax.broken_barh([(x0, width)], (row - 0.4, 0.8), facecolors=colour, edgecolors="white", linewidth=0.5)
             if width > span * 0.045 and step != "idle":
-                ax.text(x0 + width / 2, row, step, ha="center", va="center", fontsize="x-small")
+                ax.text(x0 + width / 2, row, f"{step} {_duration(b - a)}", ha="center", va="center",
+                        fontsize="x-small")
     ax.set_yticks(range(len(charts)), [c.split(".")[1] for c in charts], fontsize="small")
     ax.set_ylim(len(charts) - 0.5, -0.5)
     ax.set_ylabel("chart steps")
+
+
+def _duration(span: timedelta) -> str:
+    minutes = round(span.total_seconds() / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
 
 
 def _marks(marks: list[Mark], begin: datetime, axes: tuple[Any, ...]) -> None:
