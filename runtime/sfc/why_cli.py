@@ -96,7 +96,7 @@ def explain_site(charts: list[ChartDecl], snap: MappingSnapshot, defs: Mapping[s
 
 
 def chart_choice(charts: list[ChartDecl], name: str | None) -> str | None:
-    """``name`` if it is one of ``charts`` (or None for all); a ConfigErrors-free CliError otherwise."""
+    """``name`` if it is one of ``charts`` (None: all of them); a CliError naming the charts otherwise."""
     from runtime.server.cli import CliError
 
     if name is not None and name not in {c.name for c in charts}:
