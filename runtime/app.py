@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from runtime import metrics, server
+from runtime.alarms import service as alarms
 from runtime.clock import Clock, RealClock
 from runtime.drivers import manager
-from runtime.events import EventLog
+from runtime.events import EventLog, is_step_tag
 from runtime.mqtt import bridge as mqtt_bridge
-from runtime.notify import SystemdNotifier, WatchdogKicker, watchdog_interval
+from runtime.notify import StatusReporter, SystemdNotifier, WatchdogKicker, watchdog_interval
 from runtime.retain import RetainStore, RetainWriter, check_values, resolve_path, writable_problem
 from runtime.scan import Scan
 from runtime.site import load_site
@@ -56,6 +57,10 @@ class Controller:
         for program in self.programs + ([self.interlocks] if self.interlocks else []):
             program.start(self.db)
         self.scan.observers.append(EventLog(self.db))  # chart steps and alarms, also in simulation
+        # Before the services' observers, so the server and metrics see this scan's alarm states.
+        self.alarms = alarms.attach(self)
+        if self.alarms is not None:
+            self._stoppers.append(self.alarms.stop)
         if services:
             self._start_services()
 
@@ -102,6 +107,9 @@ class Controller:
         if self.site.settings.watchdog and interval:
             kicker = WatchdogKicker(self.notifier, interval)
             self.scan.observers.append(lambda scan: kicker.kick(scan.clock.monotonic()))
+        if self.notifier.enabled:
+            status = StatusReporter(self.notifier, self.status_line)
+            self.scan.observers.append(lambda scan: status.report(scan.ctx.t))
         for attach in SERVICES:
             stop = attach(self)
             if stop is not None:
@@ -129,6 +137,24 @@ class Controller:
             self.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: mode, each chart's active step, the scan's figures."""
+        defs, values, scan = self.db.defs, self.db.values, self.scan
+        steps = [f"{name.split('.')[1]} {defs[name].format(values[name])}" for name in defs if is_step_tag(defs[name])]
+        mode = f"mode {defs['cmd.mode'].format(values['cmd.mode'])}; " if "cmd.mode" in defs else ""
+        return (f"{mode}{', '.join(steps) or 'no charts'}; scan {values['scan.duration'] * 1000:.2f} ms, "
+                f"{scan.overruns} overruns, {scan.count} scans")
+
+    def safe_outputs_text(self) -> str:
+        """What the device outputs were left at when the scan stopped (their safe values), one line; a site
+        without device outputs lists what its programs write."""
+        defs, values = self.db.defs, self.db.values
+        names = sorted({point.tag for device in self.site.devices for point in device.outputs}) or \
+            sorted(self.scan.outputs())
+        shown = [f"{name}={defs[name].format(values[name])}{' ' + defs[name].unit if defs[name].unit else ''}"
+                 for name in names]
+        return "outputs left at their safe values: " + (", ".join(shown) or "none")
 
     def close(self) -> None:
         for stop in reversed(self._stoppers):

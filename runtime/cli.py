@@ -11,6 +11,8 @@ import logging
 import sys
 
 from runtime import export as export_commands
+from runtime import params as params_commands
+from runtime.alarms import cli as alarm_commands
 from runtime.app import Controller
 from runtime.cli_args import duration_arg, period_arg, site_arg
 from runtime.config.errors import ConfigErrors
@@ -18,11 +20,13 @@ from runtime.events import configure_logging
 from runtime.retain import resolve_path, writable_problem
 from runtime.server import cli as modbus_commands
 from runtime.sfc import cli as chart_commands
+from runtime.sfc import why_cli as why_commands
 from runtime.site import load_site
 from tools.plantsim import cli as sim_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
-COMMANDS = (chart_commands, modbus_commands, sim_commands, export_commands)
+COMMANDS = (chart_commands, why_commands, modbus_commands, alarm_commands, params_commands, sim_commands,
+            export_commands)
 CONFIG_INVALID = 2  # exit status for a config that does not load (1: a failure while running)
 
 
@@ -60,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("running site %r at a %.0f ms period; Ctrl-C stops", controller.site.name, controller.period * 1000)
     controller.run(duration=args.duration)
     print_figures(controller.scan.figures())
+    print(controller.safe_outputs_text())
     return 0
 
 
@@ -70,8 +75,20 @@ def print_figures(figures: dict[str, float]) -> None:
           f"duration p50 {figures['duration_p50_ms']:.3f} ms  p99 {figures['duration_p99_ms']:.3f} ms")
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("battplc")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="battplc", description="A soft PLC for a home LiFePO4 buffer battery.")
+    parser.add_argument("--version", action="version", version=f"battplc {version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

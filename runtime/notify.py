@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Literal
 
@@ -128,3 +128,25 @@ class WatchdogKicker:
         # Counted from this kick, not from the previous deadline: after a stall, one kick, never a burst.
         self._next_due = now_monotonic + self._period_s
         return self._notifier.watchdog()
+
+
+class StatusReporter:
+    """Sends STATUS= (what `systemctl status` shows) at most once per `interval_s`, from the scan's commit.
+
+    The line is built only when one is due: mode, each chart's active step and the scan figures, e.g.
+    ``mode auto; keep idle, unload discharge; scan 1.20 ms, 0 overruns, 31245 scans``. Between two lines a
+    scan pays one comparison.
+    """
+
+    def __init__(self, notifier: SystemdNotifier, line: Callable[[], str], interval_s: float = 5.0) -> None:
+        self._notifier = notifier
+        self._line = line
+        self.interval_s = interval_s
+        self._next_due = -math.inf if notifier.enabled else math.inf
+
+    def report(self, now_monotonic: float) -> bool:
+        """Send the status line if one is due at `now_monotonic`; True if it was sent."""
+        if now_monotonic < self._next_due:
+            return False
+        self._next_due = now_monotonic + self.interval_s
+        return self._notifier.status(self._line())

@@ -50,6 +50,14 @@ class ModbusMap:
 
 
 @dataclass(frozen=True)
+class AlarmSpec:
+    """How an ``alarm.<name>`` tag annunciates (tags.yaml ``alarm:``): ISA-18.2 priority and latching."""
+
+    priority: str = "medium"  # low | medium | high
+    latching: bool = False  # a returned alarm waits for an acknowledge before it goes normal
+
+
+@dataclass(frozen=True)
 class TagDef:
     name: str
     type: str
@@ -64,6 +72,7 @@ class TagDef:
     modbus: ModbusMap | None = None
     metric: bool = True
     safe: Any = None  # value an output takes when its program faults or the runtime stops
+    alarm: AlarmSpec | None = None  # set on every boolean alarm.<name> tag (defaults when tags.yaml says nothing)
     file: str = ""
     line: int = 0
 

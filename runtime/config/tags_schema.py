@@ -34,7 +34,7 @@ from runtime.config.schema import (
     tag_name,
 )
 from runtime.config.units import UNITS
-from runtime.tags import ModbusMap, TagDef, TagType
+from runtime.tags import AlarmSpec, ModbusMap, TagDef, TagType
 
 DTYPES = ("bool", "int16", "uint16", "int32", "uint32", "float32")
 DTYPE_RANGE = {"int16": (-32768, 32767), "uint16": (0, 65535), "int32": (-2**31, 2**31 - 1),
@@ -44,6 +44,12 @@ MODBUS = Schema({
     Required("address"): int_range(0, 65535),
     Optional("dtype"): one_of(*DTYPES),
     Optional("scale", default=1.0): nonzero_number,
+})
+
+PRIORITIES = ("low", "medium", "high")
+ALARM = Schema({
+    Optional("priority", default="medium"): one_of(*PRIORITIES),
+    Optional("latching", default=False): boolean,
 })
 
 TAG = Schema({
@@ -60,6 +66,7 @@ TAG = Schema({
     Optional("metric", default=True): boolean,
     Optional("safe"): scalar,
     Optional("arbitration"): ListOf(identifier, min_len=1),  # charts that may drive it, highest priority first
+    Optional("alarm"): ALARM,  # only on a bool alarm.<name> tag: its priority and latching
 })
 
 def spin_duration(value: Any) -> float:
@@ -218,6 +225,24 @@ def _check_value(t: dict, key: str, where: Where, errors: Errors) -> None:
                               f"({'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'})")
 
 
+def is_alarm_tag(name: str, kind: str) -> bool:
+    """``alarm.<name>`` of type bool: a condition the alarm manager annunciates."""
+    return name.startswith("alarm.") and name.count(".") == 1 and kind == TagType.BOOL
+
+
+def _check_alarm(name: str, t: dict, where: Where, errors: Errors) -> None:
+    if t.get("alarm") and not is_alarm_tag(name, t["type"]):
+        errors.add(where, "'alarm' (priority, latching) is only for a bool tag named alarm.<name>, "
+                          f"this one is {t['type']} {name!r}")
+
+
+def _alarm_spec(name: str, t: dict) -> AlarmSpec | None:
+    if not is_alarm_tag(name, t["type"]):
+        return None
+    spec = t.get("alarm") or {}
+    return AlarmSpec(spec.get("priority", "medium"), spec.get("latching", False))
+
+
 def _check_modbus(t: dict, where: Where, errors: Errors) -> None:
     mb = t.get("modbus")
     if not mb or mb is MISSING:
@@ -312,14 +337,18 @@ def build_tag(name: str, t: dict[str, Any], where: Where, declared: Where, error
     _check_value(t, "default", where, errors)
     _check_value(t, "safe", where, errors)
     _check_modbus(t, where, errors)
-    if len(errors) != before:
-        return None
+    _check_alarm(name, t, where, errors)
+    mb = t.get("modbus")
+    nested = [*(mb.values() if isinstance(mb, dict) else ()),
+              *(t["alarm"].values() if isinstance(t.get("alarm"), dict) else ())]
+    if len(errors) != before or any(v is MISSING for v in (*t.values(), *nested)):
+        return None  # an invalid value was reported while walking; never build a TagDef around it
     return TagDef(
         name=name, type=t["type"], unit=t["unit"], description=t["description"], default=t.get("default"),
         retain=t["retain"], access=t["access"], min=t.get("min"), max=t.get("max"),
         values=tuple(t.get("values") or ()), metric=t["metric"], safe=t.get("safe"),
         modbus=ModbusMap(mb["address"], mb["dtype"], mb["scale"]) if mb else None,
-        file=declared.file, line=declared.line,
+        alarm=_alarm_spec(name, t), file=declared.file, line=declared.line,
     )
 
 

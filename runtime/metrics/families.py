@@ -206,9 +206,13 @@ def _program_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
 
 
 def _alarm_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
-    family = GaugeMetricFamily(PREFIX + "alarm_active", "1 while the alarm is raised", labels=["alarm"])
-    for alarm, tag in plan.alarms.items():
-        if (value := snap.values.get(tag)) is not None:
-            family.add_metric([alarm], float(value))
-    if family.samples:
-        yield family
+    active = GaugeMetricFamily(PREFIX + "alarm_active", "1 while the alarm is raised", labels=["alarm"])
+    state = GaugeMetricFamily(PREFIX + "alarm_state", "ISA-18.2 state code: 0 normal, 1 active unacknowledged, "
+                              "2 active acknowledged, 3 returned unacknowledged, 4 shelved", labels=["alarm"])
+    raised = CounterMetricFamily(PREFIX + "alarm_raised", "times the alarm was raised", labels=["alarm"])
+    for family, tags in ((active, plan.alarms), (state, plan.alarm_states), (raised, plan.alarm_raised)):
+        for alarm, tag in tags.items():
+            if (value := snap.values.get(tag)) is not None:
+                family.add_metric([alarm], float(value))
+        if family.samples:
+            yield family

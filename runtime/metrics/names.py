@@ -18,6 +18,7 @@ RUNTIME_FAMILIES = frozenset(PREFIX + n for n in (
     "scan_duration_seconds", "scan_lateness_seconds", "tag_quality", "sfc_step", "sfc_step_code",
     "sfc_initial_step_active", "sfc_step_time_seconds", "sfc_held", "device_up", "device_errors_total",
     "device_last_good_timestamp_seconds", "program_fault", "program_faults_total", "alarm_active",
+    "alarm_state", "alarm_raised_total",
     "modbus_requests_total",
 ))
 

@@ -1,7 +1,7 @@
 """The plan: which family every exported tag goes to, built once from the tag definitions.
 
-Tags of the runtime's own parts (``runtime/names.py``: programs, charts, devices; plus ``scan.*`` and
-``alarm.*``) go to labelled families; every other tag gets a family of its own.
+Tags of the runtime's own parts (``runtime/names.py``: programs, charts, devices, alarm states; plus ``scan.*``
+and ``alarm.*``) go to labelled families; every other tag gets a family of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from runtime.config.units import base_unit
 from runtime.metrics.names import RUNTIME_FAMILIES, describe, is_counter, metric_name
-from runtime.names import CHART, DEVICE, PROGRAM, owned
+from runtime.names import ALARMS, CHART, DEVICE, PROGRAM, owned
 from runtime.tags import TagDef, TagType
 
 log = logging.getLogger("battplc.metrics")
@@ -68,6 +68,8 @@ class Plan:
     devices: dict[str, Device] = field(default_factory=dict)
     programs: dict[str, dict[str, str]] = field(default_factory=dict)  # program -> {"fault"/"faults": tag}
     alarms: dict[str, str] = field(default_factory=dict)  # alarm label -> tag
+    alarm_states: dict[str, str] = field(default_factory=dict)  # alarm label -> alarms.<alarm>.state
+    alarm_raised: dict[str, str] = field(default_factory=dict)  # alarm label -> alarms.<alarm>.raised
     declared: int = 0
 
 
@@ -110,6 +112,9 @@ def _runtime_tag(plan: Plan, tag: TagDef) -> bool:
         return True
     if part.namespace == DEVICE:
         return _device_tag(plan, tag, part.owner, part.what)
+    if part.namespace == ALARMS and part.what in ("state", "raised"):
+        (plan.alarm_states if part.what == "state" else plan.alarm_raised)[part.owner] = tag.name
+        return True
     return False
 
 

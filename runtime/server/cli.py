@@ -35,9 +35,12 @@ class CliError(Exception):
 
 
 def load_map(directory: Path) -> tuple[RegisterMap, ServerSettings]:
-    """The register map (the site's merged tag table) and ``site.server`` settings (config errors raise)."""
+    """The register map (the site's merged tag table and the alarm system's tags) and ``site.server`` settings
+    (config errors raise)."""
+    from runtime.alarms.service import alarm_tags
+
     site = load_tag_table(directory)
-    return RegisterMap.from_tags(site.tags), site.settings.server
+    return RegisterMap.from_tags([*site.tags, *alarm_tags(site.tags)]), site.settings.server
 
 
 # ---- regmap -------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 # What a config module may import from runtime: itself and the plain data types it validates into.
 CONFIG_MAY_IMPORT = ("runtime.config", "runtime.tags", "runtime.durations")
 # Who may import the site assembly: the top of the tree.
-SITE_USERS = {"app.py", "cli.py", "cli_args.py", "server/cli.py", "sfc/cli.py", "export.py"}
+SITE_USERS = {"app.py", "cli.py", "cli_args.py", "server/cli.py", "sfc/cli.py", "sfc/why_cli.py", "alarms/cli.py",
+              "params.py", "export.py"}
 
 
 def imports(path: Path) -> set[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.notify import SystemdNotifier, WatchdogKicker, watchdog_interval
+from runtime.notify import StatusReporter, SystemdNotifier, WatchdogKicker, watchdog_interval
 
 
 class FakeSystemd:
@@ -152,3 +152,38 @@ def test_watchdog_interval_checks_own_pid(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
 
     assert watchdog_interval() == 5.0
+
+
+def test_status_reporter_sends_a_line_per_interval_built_only_when_due(systemd: FakeSystemd) -> None:
+    built = []
+
+    def line() -> str:
+        built.append(1)
+        return f"mode auto; unload idle; scan 1.00 ms, 0 overruns, {len(built)} scans"
+
+    reporter = StatusReporter(SystemdNotifier(systemd.socket_path), line, interval_s=5.0)
+    sent = [reporter.report(t) for t in (0.0, 1.0, 4.9, 5.0, 7.0, 10.5)]
+    assert sent == [True, False, False, True, False, True]
+    assert len(built) == 3
+    assert systemd.received() == [f"STATUS=mode auto; unload idle; scan 1.00 ms, 0 overruns, {n} scans"
+                                  for n in (1, 2, 3)]
+
+
+def test_status_reporter_without_systemd_never_builds_a_line(tmp_path: Path) -> None:
+    reporter = StatusReporter(SystemdNotifier(None), lambda: pytest.fail("built a line"), interval_s=5.0)
+    assert not reporter.report(100.0)
+
+
+def test_the_controller_status_line(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from runtime.app import Controller
+    from runtime.clock import SimClock
+    from runtime.site import REPO_ROOT
+
+    controller = Controller(REPO_ROOT, clock=SimClock(datetime(2026, 6, 1, 12)), services=False,
+                            overrides={"retain": {"path": str(tmp_path / "retain.json")}})
+    controller.scan.step()
+    line = controller.status_line()
+    assert line.startswith("mode auto; keep idle, ballast idle, load idle, unload idle; scan ")
+    assert line.endswith(" ms, 0 overruns, 1 scans")

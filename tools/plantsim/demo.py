@@ -85,6 +85,8 @@ def run_demo(site_dir: Path | str = REPO_ROOT, scenario_path: Path | str | None 
     figures = controller.scan.figures() if controller is not None else {"scans": 0, "overruns": 0}
     print(f"demo stopped after {figures['scans']} scans, {figures['overruns']} overruns; "
           f"plant safety violations: {server.plant.safety_violations}", flush=True)
+    if controller is not None:
+        print(controller.safe_outputs_text(), flush=True)
     return 0
 
 

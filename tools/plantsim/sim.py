@@ -157,19 +157,41 @@ class PlantPort:
 
 @dataclass
 class Trace:
+    """The sampled rows; with ``stream_to`` each row also goes to that CSV file as it is sampled, so a run that
+    is stopped half-way leaves the trace up to its last sample on disk."""
+
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
+    _out: TextIO | None = None
 
     def write_csv(self, path: Path) -> None:
         with path.open("w", encoding="utf-8", newline="") as out:
             out.write(",".join(self.columns) + "\n")
-            for row in self.rows:
-                out.write(",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v))
-                                   for v in row) + "\n")
+            out.writelines(map(_csv_line, self.rows))
+
+    def stream_to(self, path: Path) -> None:
+        """Write the header and every row from now on to ``path`` (rows so far included)."""
+        self._out = path.open("w", encoding="utf-8", newline="")
+        self._out.write(",".join(self.columns) + "\n")
+        self._out.writelines(map(_csv_line, self.rows))
+
+    def append(self, row: list[Any]) -> None:
+        self.rows.append(row)
+        if self._out is not None:
+            self._out.write(_csv_line(row))
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
     def column(self, name: str) -> list[Any]:
         index = self.columns.index(name)
         return [row[index] for row in self.rows]
+
+
+def _csv_line(row: list[Any]) -> str:
+    return ",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row) + "\n"
 
 
 class Progress:
@@ -188,8 +210,13 @@ class Progress:
         share = min(1.0, sim_s / self.total_s)
         bar = "#" * int(share * 30)
         wall = now - wall_start
+        if final:
+            left = "done    " if share >= 1 else "stopped "
+        else:
+            left = f"ETA {wall * (1 - share) / share:4.0f} s" if share > 0 else "ETA    ?"
         self.stream.write(f"\rsim [{bar:<30}] {share * 100:5.1f}%  {_hms(sim_s)} / {_hms(self.total_s)}  "
-                          f"{wall:5.1f} s wall  {sim_s / wall if wall else 0:,.0f}x" + ("\n" if final else ""))
+                          f"{wall:5.1f} s wall  {left}  {sim_s / wall if wall else 0:,.0f}x"
+                          + ("\n" if final else ""))
         self.stream.flush()
 
 
@@ -240,12 +267,23 @@ class Simulation:
         self.tally = Tally([*self.charts.values(), *self.switches])
         self.checks = CheckRunner(scenario.checks)
         self.watch = Watch(self.plant, "bat.soc" in self.db.defs)
+        self.stopped_at: float | None = None  # simulated seconds, when stop() ended the run early
+        self.why_at: float | None = None  # simulated seconds at which to keep a snapshot for `why`
+        self.why: Any = None  # that snapshot (runtime.sfc.why.MappingSnapshot), once taken
+        self.stop_signal: int | None = None  # the signal that asked for the stop, if one did
+        self.marks: list[Mark] = []  # scenario events and alarms raised, for the plot
+        self.scan.observers.append(AlarmMarks(self.db, self.marks))
+        self._stop = False
 
     def _traced_tags(self) -> list[str]:
         params = sorted(n for n in self.db.defs if n.startswith("par."))
         return [*PUBLIC_TAGS, *self.charts.values(), *params]
 
     # ---- running ----------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """End the run after the current scan (signal handlers): outputs go safe, the summary covers what ran."""
+        self._stop = True
 
     def run(self, progress: bool = False) -> dict[str, Any]:
         scan = self.scan
@@ -263,9 +301,13 @@ class Simulation:
         wall_start = time.perf_counter()
         try:
             for k in range(total):
+                if self._stop:
+                    self.stopped_at = k * period
+                    break
                 scan.wait()
                 t = k * period
                 while events and events[0].at <= t + 1e-9:
+                    self.marks.append(Mark(t, "event", describe(events[0])))
                     ends += self._apply(events.pop(0), t)
                 if ends:
                     ends = self._clear_faults(ends, t)
@@ -278,6 +320,8 @@ class Simulation:
                     checks.evaluate(t, values)
                 if k % trace_every == 0:
                     self._sample(t)
+                if self.why_at is not None and t >= self.why_at and self.why is None:
+                    self._keep_why()
                 if bar is not None and k & 1023 == 0:
                     bar.update(t, wall_start)
         finally:
@@ -287,8 +331,13 @@ class Simulation:
             self.scan_s = scan_s
             self._retain_dir.cleanup()
         if bar is not None:
-            bar.update(self.duration, wall_start, final=True)
+            bar.update(self.duration if self.stopped_at is None else self.stopped_at, wall_start, final=True)
         return self.summary()
+
+    def _keep_why(self) -> None:
+        from runtime.sfc.why_cli import charts_of, snapshot_of_image
+
+        self.why = snapshot_of_image(self.db, charts_of(self.controller.programs), self.clock.now())
 
     @property
     def step_counts(self) -> dict[str, dict[Any, int]]:
@@ -329,7 +378,7 @@ class Simulation:
             row[index] = tag.format(row[index])
         plant = self.plant
         row += [measure(plant) for measure in PLANT_COLUMNS.values()]
-        self.trace.rows.append(row)
+        self.trace.append(row)
 
     # ---- results ----------------------------------------------------------------------------------------
 
@@ -419,6 +468,44 @@ class Watch:
             if trips > self._trips_seen:
                 self.interlock_trips += trips - self._trips_seen
             self._trips_seen = trips
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Something that happened at a moment of the run: a scenario event, or an alarm raised or cleared."""
+
+    t: float
+    kind: str  # "event", "alarm" (raised) or "cleared"
+    text: str
+
+
+def describe(event: Event) -> str:
+    """A scenario event in a few words: 'write cmd.mode=off', 'fault bms1 timeout', 'plant soc=20'."""
+    if event.kind == "fault":
+        return f"{event.data[0]} {event.data[1]}"
+    pairs = event.data.items() if isinstance(event.data, Mapping) else ()
+    return f"{event.kind} " + ", ".join(f"{k}={v}" for k, v in pairs)
+
+
+class AlarmMarks:
+    """Scan observer: each alarm raised or cleared becomes a Mark (one tuple fetch and compare per scan)."""
+
+    def __init__(self, db: TagDB, marks: list[Mark]) -> None:
+        self.db = db
+        self.marks = marks
+        self.names = tuple(n for n, tag in db.defs.items() if n.startswith("alarm.") and tag.is_bool)
+        self._fetch = itemgetter(*self.names) if len(self.names) > 1 else \
+            (lambda values: tuple(values[n] for n in self.names))
+        self._last = tuple(False for _ in self.names)
+
+    def __call__(self, scan: Any) -> None:
+        now = self._fetch(self.db.values)
+        if now != self._last:
+            for name, before, value in zip(self.names, self._last, now, strict=True):
+                if before != value:
+                    # the simulation's clock starts at 0: its monotonic time is the run's time
+                    self.marks.append(Mark(scan.ctx.t, "alarm" if value else "cleared", name.removeprefix("alarm.")))
+            self._last = now
 
 
 class Tally:

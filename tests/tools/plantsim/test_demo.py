@@ -81,6 +81,7 @@ def test_demo_serves_modbus_and_metrics_and_stops_on_sigint(tmp_path: Path) -> N
             proc.communicate()
     assert proc.returncode == 0, err[-2000:]
     assert "demo stopped" in out
+    assert "outputs left at their safe values: charger.current_sp=0 A, charger.enable=0," in out
     assert "Traceback" not in err
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -182,3 +186,45 @@ def test_interlock_trips_count_a_lost_bms(tmp_path: Path) -> None:
     assert simulate(tmp_path).summary()["interlock_trips"] == 0
     lost = simulate(tmp_path, "events:\n  - {at: 3min, fault: {device: bms1, kind: offline, for: 1min}}\n")
     assert lost.summary()["interlock_trips"] >= 1
+
+
+@pytest.mark.parametrize("number, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_sim_writes_its_partial_trace_summary_and_plot(tmp_path: Path, number: int, status: int) -> None:
+    path = scenario_file(tmp_path, "", "7d")  # far longer than the test waits
+    outputs = [tmp_path / n for n in ("t.csv", "s.json", "p.png")]
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "sim", "--scenario", str(path), "--trace",
+                             str(outputs[0]), "--summary", str(outputs[1]), "--plot", str(outputs[2]),
+                             "--no-progress"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 60  # a guard against a hang, not a figure under test
+        while not (outputs[0].exists() and outputs[0].read_text().count("\n") > 20):
+            assert proc.poll() is None and time.monotonic() < deadline, "the trace never streamed to disk"
+            time.sleep(0.1)
+        proc.send_signal(number)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == status, err[-2000:]
+    assert "Traceback" not in err
+    assert "of the simulated day; partial" in err and str(outputs[1]) in err
+    summary = json.loads(outputs[1].read_text())
+    rows = list(csv.reader(outputs[0].open()))
+    assert 0 < summary["stopped_at_s"] < 7 * 86400
+    assert len(rows) - 1 == summary["scans"] // 30 + (summary["scans"] % 30 > 0)  # every sample, no half line
+    assert outputs[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_why_at_explains_the_simulated_moment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = scenario_file(tmp_path, "", "1h")  # starts at 12:00
+    assert main(["sim", "--scenario", str(path), "--why-at", "12:30", "--summary", str(tmp_path / "s.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("why at 12:30 of the simulated day:\nkeep: ")
+    assert "\nunload: " in out and "what blocks charging:" in out and "?" not in out.split("what blocks")[0]
+
+
+def test_why_at_refuses_a_bad_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["sim", "--scenario", str(scenario_file(tmp_path, "")), "--why-at", "25:00"])
+    assert "'25:00' is not a time of day such as 20:15" in capsys.readouterr().err

@@ -49,7 +49,12 @@ class Priority(enum.IntEnum):
 
 
 class AlarmRefused(Exception):
-    """An operator action that cannot be done; the message says why. Nothing was changed."""
+    """An operator action that cannot be done; the message says why and ``reason`` names it (the code SCADA
+    reads back in ``alarms.result``). Nothing was changed."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -137,12 +142,14 @@ class AlarmManager:
             return self._move(alarm, AlarmState.ACTIVE_ACK, t, at, "operator")
         if alarm.state is AlarmState.RETURNED_UNACK:
             return self._move(alarm, AlarmState.NORMAL, t, at, "operator")
-        raise AlarmRefused(f"alarm {name} is {alarm.state.label}: there is nothing to acknowledge")
+        raise AlarmRefused(f"alarm {name} is {alarm.state.label}: there is nothing to acknowledge",
+                           "nothing_to_acknowledge")
 
     def shelve(self, name: str, seconds: float, t: float, at: str) -> JournalEntry:
         alarm = self._get(name)
         if not 0 < seconds <= self.max_shelve_s:
-            raise AlarmRefused(f"a shelve lasts more than 0 s and at most {self.max_shelve_s:g} s, not {seconds:g} s")
+            raise AlarmRefused(f"a shelve lasts more than 0 s and at most {self.max_shelve_s:g} s, not {seconds:g} s",
+                               "bad_duration")
         if alarm.state is AlarmState.SHELVED:
             alarm.shelved_until = t + seconds
             return self._entry(alarm, AlarmState.SHELVED, t, at, "operator")
@@ -153,7 +160,7 @@ class AlarmManager:
     def unshelve(self, name: str, t: float, at: str) -> JournalEntry:
         alarm = self._get(name)
         if alarm.state is not AlarmState.SHELVED:
-            raise AlarmRefused(f"alarm {name} is {alarm.state.label}, not shelved")
+            raise AlarmRefused(f"alarm {name} is {alarm.state.label}, not shelved", "not_shelved")
         return self._unshelve(alarm, t, at, "operator")
 
     # ---- figures -------------------------------------------------------------------------------------------
@@ -176,7 +183,7 @@ class AlarmManager:
         key = name.removeprefix("alarm.")
         if key not in self.alarms:
             known = ", ".join(sorted(self.alarms)) or "none"
-            raise AlarmRefused(f"no alarm {name!r}; alarms: {known}")
+            raise AlarmRefused(f"no alarm {name!r}; alarms: {known}", "unknown_alarm")
         return self.alarms[key]
 
     def _unshelve(self, alarm: Alarm, t: float, at: str, by: str) -> JournalEntry:

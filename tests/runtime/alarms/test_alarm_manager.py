@@ -1,4 +1,4 @@
-"""runtime/alarms.py: ISA-18.2 alarm states, acknowledge, shelve, journal and EEMUA 191 flood counting."""
+"""runtime/alarms/manager.py: ISA-18.2 alarm states, acknowledge, shelve, journal and EEMUA 191 flood counting."""
 
 from __future__ import annotations
 
