@@ -62,6 +62,11 @@ def fault_tags(program: str) -> tuple[TagDef, TagDef]:
     )
 
 
+def runtime_tags(programs: Iterable[Program]) -> list[TagDef]:
+    """The tags a Scan declares: its own figures (``scan.*``) and each program's fault tags, in scan order."""
+    return [*SCAN_TAGS, *(tag for program in programs for tag in fault_tags(program.name))]
+
+
 class Samples:
     """Bounded recent samples (ring buffer) with percentiles, for lateness and duration figures."""
 

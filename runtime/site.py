@@ -24,6 +24,7 @@ from runtime.config.settings import SiteSettings, site_settings
 from runtime.config.tags_schema import CONTRACT_FILE, SITE, TAGS_FILE
 from runtime.drivers.config import load_io_map
 from runtime.loader import find_program, load_programs
+from runtime.scan import runtime_tags
 from runtime.tags import TagDB, TagDef
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -170,4 +171,13 @@ def load_site(directory: Path | str, with_programs: bool = True) -> tuple[Site, 
     return site, db, programs, interlocks
 
 
-__all__ = ["REPO_ROOT", "Site", "TagsFile", "load_site", "load_tag_table"]
+def load_running_tags(directory: Path | str) -> tuple[Site, TagDB]:
+    """The site and every tag a controller running it has: the loaded site's, plus those the scan declares
+    (``scan.*``, ``prog.<program>.*``), in the order the controller declares them."""
+    site, db, programs, interlocks = load_site(directory)
+    for tag in runtime_tags([*programs, *([interlocks] if interlocks else [])]):
+        db.ensure(tag)
+    return site, db
+
+
+__all__ = ["REPO_ROOT", "Site", "TagsFile", "load_running_tags", "load_site", "load_tag_table"]

@@ -32,10 +32,10 @@ def attach(controller: Any) -> Callable[[], None] | None:
     settings = controller.site.settings.server
     if not settings.enabled:
         return None
-    server = Server(controller.db, settings, base_dir=controller.site.dir)
     try:
+        server = Server(controller.db, settings, base_dir=controller.site.dir)
         server.start()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: more runtime tags than their register blocks hold
         log.error("Modbus server not started: %s (check site.server listen/port/tls in tags.yaml)", exc)
         return None
     controller.scan.ports.append(server.port)

@@ -53,8 +53,9 @@ CASES = [
     ("32-bit value overlapping", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 1, dtype: int32}\n"
      "  bat.soc:\n    type: float\n    modbus: {address: 2}\n",
      19, "tags.bat.soc.modbus.address", ["register 2 is already used by 'bat.power'"]),
-    ("register past 65535", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 65535, dtype: float32}\n",
-     16, "tags.bat.power", ["runs past 65535"]),
+    ("register past the declared addresses", BASE_TAGS + "  bat.power:\n    type: float\n"
+     "    modbus: {address: 9999, dtype: float32}\n",
+     16, "tags.bat.power", ["runs past 9999", "0..9999", "quality registers"]),
     ("bad tag name", BASE_TAGS + "  Bat-Power:\n    type: float\n",
      16, "tags.Bat-Power", ["not a tag name"]),
     ("access not ro/rw", BASE_TAGS + "  bat.power:\n    type: float\n    access: write\n",
