@@ -122,14 +122,18 @@ class Point:
             return struct.pack(_STRUCT[dtype], lo + (int(raw) - lo) % (hi - lo + 1))
         return struct.pack(_STRUCT[dtype], min(hi, max(lo, int(raw))))
 
+    def raw_value(self, data: bytes) -> float:
+        """The number register bytes stand for (raw x scale), not yet checked against the tag's type."""
+        raw = struct.unpack(_STRUCT[self.dtype], data)[0]
+        return raw / self.per_unit if self.per_unit != 1.0 else raw
+
     def decode(self, data: bytes) -> Any:
         """The tag value (in the tag's type) that register bytes written by a client stand for.
 
         Raises ValueError when the registers do not make a valid value of this tag (e.g. NaN, an enum code
         that does not exist). Range (min/max) is checked separately with ``tag.in_range``.
         """
-        raw = struct.unpack(_STRUCT[self.dtype], data)[0]
-        value = raw / self.per_unit if self.per_unit != 1.0 else raw
+        value = self.raw_value(data)
         if self.tag.type in (TagType.INT, TagType.ENUM) and isinstance(value, float):
             if not value.is_integer():
                 raise ValueError(f"{self.name}: {value:g} is not a whole number")
@@ -381,11 +385,41 @@ def render_markdown(regmap: RegisterMap) -> str:
         "scan. Exceptions: 01 unknown function, 02 unmapped or read-only address, 03 bad quantity, value out of",
         "min..max or a write covering half of a 32-bit value.",
         "",
+        f"Address plan: 0-{RUNTIME_FIRST - 1} the tags of tags.yaml; from {RUNTIME_FIRST} the runtime's own tags, "
+        "in blocks:",
+        "",
+        *_block_lines(),
+        "",
+        "Owners k = 0, 1, ... are numbered in the order the site declares them (charts and function blocks in",
+        "scan order, interlocks last; devices in io_map.yaml order): one added at the end moves nothing. A",
+        "chart's `step` is an enum (the range column names its steps by code).",
+        "",
+        f"Quality: input register {QUALITY} + A holds the quality of the register tag at A (in each word of a",
+        f"32-bit value), {BIT_QUALITY} + A that of the bit tag at A: 0 GOOD, 1 STALE (the last value; nothing "
+        "fresh",
+        "within the device's stale_after), 2 BAD, 3 INIT (no reading yet). A number with quality BAD or INIT",
+        "reads as the \"not implemented\" marker of its type (int16 0x8000, uint16 0xFFFF, int32 0x80000000,",
+        "uint32 0xFFFFFFFF, float32 NaN), never as a plain number; a bit keeps its last value, so read its",
+        f"quality. Read both blocks alike: registers 0-9 and {QUALITY}-{QUALITY + 9}.",
+        "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",
     ]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows(regmap)]
     return "\n".join(lines) + "\n"
+
+
+def _block_lines() -> list[str]:
+    lines = []
+    for block in BLOCKS.values():
+        if block.kind == CONTROLLER:
+            lines.append(f"- registers {block.first}-{block.first + block.slot - 1}: the controller; `scan.count` "
+                         "is the heartbeat (+1 every scan, uint32, wraps to 0)")
+            continue
+        extra = " (with its `prog.` fault tags)" if block.kind == CHART else ""
+        lines.append(f"- {block.noun} k: registers {block.first} + {block.slot}k, bits {block.first}"
+                     f"{f' + {block.bit_slot}k' if block.bit_slot > 1 else ' + k'}{extra}")
+    return lines
 
 
 def render_csv(regmap: RegisterMap) -> str:
