@@ -61,11 +61,15 @@ class Energy(FunctionBlock):
         self.day = db["energy.day"]
 
     def scan(self, ctx: ScanContext) -> None:
+        today_share = 1.0  # of this scan's energy (over the last dt) that falls after midnight
         day = day_number(ctx.now)
         if day != self.day:
             self.day = day
             self.today = dict.fromkeys(FLOWS, 0.0)
             ctx.write("energy.day", day)
+            now = ctx.now
+            since_midnight = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+            today_share = min(1.0, since_midnight / ctx.dt) if ctx.dt > 0 else 1.0
         readings = {tag: ctx.staged(tag) for tag in SOURCES if ctx.ok(tag) and math.isfinite(ctx.staged(tag))}
         hours = ctx.dt / 3600.0 if ctx.dt > 0 else 0.0
         for flow, (needs, power) in FLOWS.items():
@@ -74,6 +78,6 @@ class Energy(FunctionBlock):
                 if watts > 0:
                     kwh = watts * hours / 1000.0
                     self.total[flow] += kwh
-                    self.today[flow] += kwh
+                    self.today[flow] += kwh * today_share
             ctx.write(TOTAL.format(flow), self.total[flow])
             ctx.write(TODAY.format(flow), self.today[flow])
