@@ -1,4 +1,6 @@
-"""The Modbus/TCP server for SCADA and HMIs: every tag with a ``modbus`` mapping in tags.yaml, over the image.
+"""The Modbus/TCP server for SCADA and HMIs: every tag with a ``modbus`` mapping in tags.yaml and every tag the
+runtime makes for itself (heartbeat, chart steps, device health, program faults), each with a quality register,
+over the image.
 
 Rooms: ``regmap`` (tags.yaml -> register map, encoding, the operator's map), ``image`` (the encoded register
 image reads are answered from, and the queue writes wait in until the next latch), ``protocol`` (MBAP

@@ -392,7 +392,8 @@ def render_markdown(regmap: RegisterMap) -> str:
         "",
         "Owners k = 0, 1, ... are numbered in the order the site declares them (charts and function blocks in",
         "scan order, interlocks last; devices in io_map.yaml order): one added at the end moves nothing. A",
-        "chart's `step` is an enum (the range column names its steps by code).",
+        "chart's `step` is an enum (the range column names its steps by code). An address of a slot that holds no",
+        "tag answers 02, as any unmapped address: read a slot's tags, not the whole slot.",
         "",
         f"Quality: input register {QUALITY} + A holds the quality of the register tag at A (in each word of a",
         f"32-bit value), {BIT_QUALITY} + A that of the bit tag at A: 0 GOOD, 1 STALE (the last value; nothing "

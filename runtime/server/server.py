@@ -56,7 +56,8 @@ def limit_socket_buffers(listener: asyncio.Server) -> None:
 
 
 class Server:
-    """Serve every tag of ``db`` that has a ``modbus`` mapping, per the site's ``server`` settings.
+    """Serve every tag of ``db`` that has a ``modbus`` mapping or a slot in the runtime's blocks, and their
+    qualities, per the site's ``server`` settings.
 
     ``settings`` may be partial; missing keys take the defaults of tags.yaml's ``site.server``. Relative TLS
     file names are resolved against ``base_dir`` (the site folder). ``step_aside``: pause serving around each
