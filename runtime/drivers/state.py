@@ -35,7 +35,7 @@ def health_tags(device: str) -> list[TagDef]:
                f"time of the last good read of device {device}, seconds since the epoch (0 = never)"),
         # Not a metric: Prometheus has the time of the last good read and subtracts it from time() itself.
         TagDef(device_tag(device, "age"), TagType.FLOAT, "s",
-               f"seconds since the last good read of device {device} (-1 = never)", metric=False),
+               f"seconds since the last good read of device {device} (-1 = never)", default=-1.0, metric=False),
     ]
     tags += [TagDef(device_tag(device, f"errors_{kind}"), TagType.INT, "count", f"{kind} errors of device {device}")
              for kind in ERROR_KINDS]

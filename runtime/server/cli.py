@@ -37,7 +37,10 @@ def load_map(directory: Path) -> tuple[RegisterMap, ServerSettings, dict[str, Ta
     """The register map of every tag a controller running the site has, its ``site.server`` settings and the
     tags by name (config errors raise)."""
     site, db = load_running_tags(directory)
-    return RegisterMap.from_tags(db.defs.values()), site.settings.server, db.defs
+    try:
+        return RegisterMap.from_tags(db.defs.values()), site.settings.server, db.defs
+    except ValueError as exc:  # more runtime tags than their register block holds
+        raise CliError(str(exc)) from None
 
 
 # ---- regmap -------------------------------------------------------------------------------------------------
