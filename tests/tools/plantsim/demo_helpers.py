@@ -78,7 +78,8 @@ def running_demo(folder: Path) -> Iterator[Demo]:
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "demo", str(folder)], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        banner = "".join(wait_for_line(proc, "metrics", timeout=60))
+        # A liveness bound, not a timing figure: a start took over 30 s at load average 21.
+        banner = "".join(wait_for_line(proc, "metrics", timeout=120))
         yield Demo(folder, ports, proc, banner)
     finally:
         if proc.poll() is None:
