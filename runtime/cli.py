@@ -21,7 +21,7 @@ from runtime.retain import resolve_path, writable_problem
 from runtime.server import cli as modbus_commands
 from runtime.sfc import cli as chart_commands
 from runtime.sfc import why_cli as why_commands
-from runtime.site import load_site
+from runtime.site import load_running_tags, load_site
 from tools.plantsim import cli as sim_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
@@ -44,8 +44,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_tags(args: argparse.Namespace) -> int:
     """The merged tag table; `source` is where each tag is declared (the programs' contract or the site's
-    tags.yaml) and the site's override, if any. Tags made by the runtime (scan.*, sfc.*, dev.*) say so."""
-    site, db, _, _ = load_site(args.dir)
+    tags.yaml) and the site's override, if any. Tags made by the runtime (scan.*, prog.*, sfc.*, dev.*) say so."""
+    site, db = load_running_tags(args.dir)
     declared = {tag.name for tag in site.tags}
     rows = [("name", "type", "unit", "access", "retain", "default", "source", "description")]
     for tag in sorted(db.defs.values(), key=lambda t: t.name):

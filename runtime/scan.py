@@ -6,7 +6,8 @@
             SCADA writes made since the last scan land. Nothing changes the image during 3 and 4.
 3. PROGRAMS run in declared order against the image, staging writes to the outputs they own. A program
             that raises is isolated: logged once with its name, counted, its fault tag raised and its
-            outputs staged at their safe values; the scan goes on.
+            outputs staged at their safe values (a retained output with no declared ``safe`` is state, a
+            counter or an estimate, not a command: it holds its value); the scan goes on.
 4. INTERLOCKS run last and have the final word on every output.
 5. COMMIT   staged values become current; changed outputs go to the ports (which write asynchronously);
             observers (metrics snapshot, retain, watchdog) are told.
@@ -60,6 +61,11 @@ def fault_tags(program: str) -> tuple[TagDef, TagDef]:
         TagDef(program_tag(program, "fault"), TagType.BOOL, "", f"program {program} raised in its last scan"),
         TagDef(program_tag(program, "faults"), TagType.INT, "count", f"scans in which program {program} raised"),
     )
+
+
+def runtime_tags(programs: Iterable[Program]) -> list[TagDef]:
+    """The tags a Scan declares: its own figures (``scan.*``) and each program's fault tags, in scan order."""
+    return [*SCAN_TAGS, *(tag for program in programs for tag in fault_tags(program.name))]
 
 
 class Samples:
@@ -252,7 +258,11 @@ class Scan:
     def _make_safe(self, names: Iterable[str]) -> None:
         defs, staged = self.db.defs, self.db.staged
         for name in names:
-            staged[name] = defs[name].safe_value
+            tag = defs[name]
+            if tag.retain and tag.safe is None:
+                staged.pop(name, None)  # retained state holds: an energy counter must not drop to 0
+            else:
+                staged[name] = tag.safe_value
 
     def outputs(self) -> set[str]:
         out: set[str] = set()

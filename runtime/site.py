@@ -25,6 +25,7 @@ from runtime.config.tags_schema import CONTRACT_FILE, SITE, TAGS_FILE
 from runtime.drivers.config import load_io_map
 from runtime.loader import find_program, load_programs
 from runtime.mqtt.settings import check_files as check_mqtt_files
+from runtime.scan import runtime_tags
 from runtime.tags import TagDB, TagDef
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -179,4 +180,18 @@ def load_site(directory: Path | str, with_programs: bool = True) -> tuple[Site, 
     return site, db, programs, interlocks
 
 
-__all__ = ["REPO_ROOT", "Site", "TagsFile", "load_site", "load_tag_table"]
+def load_running_tags(directory: Path | str) -> tuple[Site, TagDB]:
+    """The site and every tag a controller running it has: the loaded site's, plus those the scan declares
+    (``scan.*``, ``prog.<program>.*``) and the alarm system's (``alarms.*``, ``cmd.alarm_*``), in the order the
+    controller declares them."""
+    from runtime.alarms.service import alarm_tags
+
+    site, db, programs, interlocks = load_site(directory)
+    for tag in runtime_tags([*programs, *([interlocks] if interlocks else [])]):
+        db.ensure(tag)
+    for tag in alarm_tags(list(db.defs.values())):
+        db.ensure(tag)
+    return site, db
+
+
+__all__ = ["REPO_ROOT", "Site", "TagsFile", "load_running_tags", "load_site", "load_tag_table"]

@@ -29,6 +29,11 @@ class TagType:
     ALL = (BOOL, INT, FLOAT, ENUM)
 
 
+# tags.yaml maps tags to addresses 0 .. DECLARED_ADDRESSES - 1 (bits and registers); the server keeps the
+# addresses above for the runtime's own tags and the quality registers (runtime/server/regmap.py).
+DECLARED_ADDRESSES = 10000
+
+
 @dataclass(frozen=True)
 class ModbusMap:
     """Where a tag lives in the server's register map. The table follows from type and access."""

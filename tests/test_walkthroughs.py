@@ -5,7 +5,9 @@ and that the walkthrough touched only the files it names."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 import shutil
 import subprocess
@@ -84,6 +86,15 @@ def test_add_a_chart_touches_programs_only(tree: Path) -> None:
     checks = [out for out in outputs if ": ok: site" in out]
     assert len(checks) == 2 and all("unload, reserve_watch, schedule" in out for out in checks)
     assert '"safety_violations": 0,' in outputs[-1] and '"reserve_watch": 0' in outputs[-1], outputs[-1]
+    # The new chart takes the next chart slot on Modbus: no address of the recorded map moves.
+    regmap = subprocess.run([sys.executable, "-m", "runtime.cli", "regmap", "--format", "csv"], cwd=tree,
+                            capture_output=True, text=True, timeout=120)
+    assert regmap.returncode == 0, regmap.stderr
+    now = {row["tag"]: row["address"].split("-")[0] for row in csv.DictReader(io.StringIO(regmap.stdout))}
+    snapshot = (ROOT / "tests" / "programs" / "regmap.snapshot.csv").read_text().splitlines()
+    recorded = {row["tag"]: row["address"] for row in csv.DictReader(line for line in snapshot if not line.startswith("#"))}
+    assert {tag: (address, now.get(tag)) for tag, address in recorded.items() if now.get(tag) != address} == {}
+    assert now["sfc.reserve_watch.step"] == "12032" and now["prog.reserve_watch.faults"] == "12035"
 
 
 def test_add_a_site_touches_its_folder_only(tree: Path) -> None:

@@ -63,7 +63,7 @@ def regmap_section() -> str:
     from runtime.server.cli import load_map
     from runtime.server.regmap import render_markdown
 
-    regmap, _ = load_map(ROOT)
+    regmap, _, _ = load_map(ROOT)
     return render_markdown(regmap).rstrip()
 
 

@@ -26,13 +26,20 @@ from runtime.alarms.service import (
     STANDING,
     UNSHELVE,
     alarm_names,
-    alarm_tags,
     journal_path,
 )
 from runtime.cli_args import duration_arg
 from runtime.names import alarm_tag
-from runtime.server.cli import CliError, _client_options, _connect, _guard, _unit, read_point, write_point
-from runtime.server.regmap import RegisterMap
+from runtime.server.cli import (
+    CliError,
+    _client_options,
+    _connect,
+    _guard,
+    _unit,
+    load_map,
+    read_point,
+    write_point,
+)
 from runtime.site import REPO_ROOT, load_tag_table
 
 REFUSALS = {
@@ -46,14 +53,11 @@ class Link:
     """One connection to a running controller, addressed through the site's map plus the alarm tags."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        site = load_tag_table(args.dir)
-        self.site = site
-        self.alarms = alarm_names(site.tags)
+        # The map of every tag the running controller has (its alarm slots included), as `battplc get` uses it.
+        self.regmap, self.settings, self.defs = load_map(args.dir)
+        self.alarms = alarm_names(self.defs.values())
         if not self.alarms:
-            raise CliError(f"site {site.name!r} declares no alarm.<name> tags")
-        self.regmap = RegisterMap.from_tags([*site.tags, *alarm_tags(site.tags)])
-        self.defs = {tag.name: tag for tag in [*site.tags, *alarm_tags(site.tags)]}
-        self.settings = site.settings.server
+            raise CliError(f"the site in {args.dir} declares no alarm.<name> tags")
         self.timeout = args.timeout
         self.client = _connect(args, self.settings)
         self.unit = _unit(args, self.settings)
@@ -107,7 +111,7 @@ def show(link: Link) -> None:
         tag = link.defs[f"alarm.{name}"]
         condition = link.read(tag.name) if tag.modbus is not None else None
         state_tag = link.defs[alarm_tag(name, "state")]
-        state = state_tag.format(link.read(state_tag.name)) if state_tag.modbus is not None else "?"
+        state = state_tag.format(link.read(state_tag.name)) if state_tag.name in link.regmap.by_name else "?"
         rows.append((name, tag.alarm.priority if tag.alarm else "medium",
                      "?" if condition is None else ("on" if condition else "off"), state, tag.description))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

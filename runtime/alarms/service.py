@@ -5,8 +5,8 @@ After each commit (a scan observer, like the event log) the service hands the co
 and act through the same image:
 
     alarms.<name>.state     enum  normal | active_unacknowledged | active_acknowledged | returned_unacknowledged
-                                  | shelved; on Modbus as the input register at the address of the alarm's own
-                                  discrete input (alarm.cell_high is bit 113, its state register 113)
+                                  | shelved; on Modbus in the alarm's slot of the register map's alarm block
+                                  (alarms in declaration order, see runtime/server/regmap.py)
     alarms.<name>.raised    int   how often the condition became true (metrics)
     alarms.standing         int   alarms the operator should see (active or unacknowledged, not shelved)
     alarms.flood / .floods  EEMUA 191 flood now / floods begun (10 raised alarms within 10 minutes)
@@ -39,6 +39,7 @@ from typing import Any
 
 from runtime.alarms.manager import Alarm, AlarmManager, AlarmRefused, AlarmState, JournalEntry, Priority
 from runtime.names import alarm_tag
+from runtime.server.regmap import ALARM_SYSTEM_FIRST
 from runtime.tags import AlarmSpec, ModbusMap, TagDB, TagDef, TagType
 
 log = logging.getLogger("battplc.alarms")
@@ -54,8 +55,9 @@ RESULT, RESULT_SEQ = alarm_tag("", "result"), alarm_tag("", "result_seq")
 STANDING, FLOOD, FLOODS, TRANSITIONS = (alarm_tag("", what) for what in ("standing", "flood", "floods",
                                                                          "transitions"))
 # The alarm system's own registers; a 3-register write from SHELVE_S sets the duration and the alarm at once.
-ADDRESSES = {ACK: 901, SHELVE_S: 902, SHELVE: 904, UNSHELVE: 905, RESULT: 906, RESULT_SEQ: 907, STANDING: 908,
-             FLOODS: 909, TRANSITIONS: 910, FLOOD: 901}
+ADDRESSES = {name: ALARM_SYSTEM_FIRST + offset for name, offset in (
+    (ACK, 0), (SHELVE_S, 1), (SHELVE, 3), (UNSHELVE, 4), (RESULT, 5), (RESULT_SEQ, 6), (STANDING, 7),
+    (FLOODS, 8), (TRANSITIONS, 9), (FLOOD, 0))}
 
 
 def is_alarm(tag: TagDef) -> bool:
@@ -86,9 +88,8 @@ def alarm_tags(defs: Iterable[TagDef]) -> list[TagDef]:
         raise ValueError(f"alarm.{clash[0]}: {clash[0]!r} is a reserved word of the alarm commands; rename it")
     out = []
     for tag, name in zip(alarms, names, strict=True):
-        state_map = ModbusMap(tag.modbus.address) if tag.modbus is not None else None
         out += [
-            TagDef(alarm_tag(name, "state"), TagType.ENUM, values=STATES, modbus=state_map,
+            TagDef(alarm_tag(name, "state"), TagType.ENUM, values=STATES,
                    description=f"ISA-18.2 state of alarm.{name} ({_spec(tag).priority} priority"
                                f"{', latching' if _spec(tag).latching else ''})"),
             TagDef(alarm_tag(name, "raised"), TagType.INT, "count", f"times alarm.{name} was raised"),

@@ -34,7 +34,7 @@ from runtime.config.schema import (
     tag_name,
 )
 from runtime.config.units import UNITS
-from runtime.tags import AlarmSpec, ModbusMap, TagDef, TagType
+from runtime.tags import DECLARED_ADDRESSES, AlarmSpec, ModbusMap, TagDef, TagType
 
 DTYPES = ("bool", "int16", "uint16", "int32", "uint32", "float32")
 DTYPE_RANGE = {"int16": (-32768, 32767), "uint16": (0, 65535), "int32": (-2**31, 2**31 - 1),
@@ -252,8 +252,10 @@ def _check_modbus(t: dict, where: Where, errors: Errors) -> None:
         errors.add(where, f"dtype {dtype!r} does not fit a {t['type']} tag; "
                           f"{'use dtype bool' if t['type'] == TagType.BOOL else 'use a register type'}")
     width = 2 if dtype in ("int32", "uint32", "float32") else 1
-    if mb["address"] is not MISSING and mb["address"] + width - 1 > 65535:
-        errors.add(where, f"a {dtype} at address {mb['address']} runs past 65535")
+    if mb["address"] is not MISSING and mb["address"] + width > DECLARED_ADDRESSES:
+        errors.add(where, f"a {dtype} at address {mb['address']} runs past {DECLARED_ADDRESSES - 1}: tags.yaml maps "
+                          f"to 0..{DECLARED_ADDRESSES - 1}; the addresses above hold the runtime's tags and the "
+                          "quality registers (README: Register map)")
     mb["dtype"] = dtype
     scale = mb.get("scale", 1.0)
     if scale is MISSING or dtype == "bool":

@@ -4,7 +4,8 @@
 latch phase and commits changed outputs inline. Qualities and health come from state.py, the same code the
 threaded ``DriverManager`` uses: a good poll sets its tags GOOD, a poll that raises sets the device's inputs
 BAD (values kept), GOOD inputs go STALE after ``stale_after``, and the device health tags (``dev.<name>.up``,
-``.errors``, ``.errors_<kind>``, ``.last_good``) count as on a real link, where the database declares them.
+``.errors``, ``.errors_<kind>``, ``.last_good``, ``.age``) count as on a real link, where the database declares
+them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runtime.drivers.base import Poller
-from runtime.drivers.state import DECODE, EXCEPTION, REFUSED, TIMEOUT, HealthCounters, ReadGroup, health_tags
+from runtime.drivers.state import (
+    DECODE,
+    EXCEPTION,
+    REFUSED,
+    TIMEOUT,
+    DeviceAges,
+    HealthCounters,
+    ReadGroup,
+    health_tags,
+)
 from runtime.tags import TagDB
 
 
@@ -57,6 +67,7 @@ class InlinePort:
         self._devices = [_InlineDevice(p) for p in self.pollers]
         self._outputs = frozenset(point.tag for p in self.pollers for point in p.config.outputs)
         self._db: TagDB | None = None  # the database the health flags were worked out for
+        self._ages = DeviceAges((), TagDB())
 
     @property
     def failures(self) -> dict[str, int]:
@@ -68,11 +79,13 @@ class InlinePort:
             self._db = db
             for device in self._devices:
                 device.publish_health = all(tag.name in db.defs for tag in health_tags(device.config.name))
+            self._ages = DeviceAges((device.config.name for device in self._devices), db)
         for device in self._devices:
             if now >= device.due:
                 device.due = now + device.period
                 self._poll(device, db, now)
             device.group.age(db.quality, now)
+        self._ages.update(db.values, self.epoch + now)
 
     def _poll(self, device: _InlineDevice, db: TagDB, now: float) -> None:
         try:

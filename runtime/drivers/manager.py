@@ -24,7 +24,7 @@ from typing import Any
 
 from runtime.drivers.base import DeviceConfig, Link, LinkContext
 from runtime.drivers.config import DRIVERS
-from runtime.drivers.state import ReadGroup
+from runtime.drivers.state import DeviceAges, ReadGroup
 from runtime.names import program_tag
 from runtime.tags import TagDB
 
@@ -51,6 +51,8 @@ class DriverManager:
         self._fresh: dict[Hashable, tuple[Mapping[str, Any], float]] = {}
         self._health: dict[str, Mapping[str, Any]] = {}
         self._groups: dict[Hashable, ReadGroup] = {}
+        self._wall = wall
+        self._ages = DeviceAges((d.name for d in self.devices), db)
         self.links: list[Link] = []
         ctx = LinkContext(self, db.defs, monotonic, wall)
         by_driver: dict[str, list[DeviceConfig]] = {}
@@ -106,6 +108,7 @@ class DriverManager:
             values.update(snapshot)
         for group in groups.values():
             group.age(quality, now)
+        self._ages.update(values, self._wall())
         if self._owners:
             self._follow_faults(values)
 

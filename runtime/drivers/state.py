@@ -9,11 +9,12 @@ in-process ``InlinePort`` (inline.py, values polled in the latch phase itself).
   keeping their last value; ``age`` turns GOOD tags STALE when nothing fresh came within ``stale_after``.
 - ``HealthCounters``: up/down, failed requests in total and by kind, the time of the last good read, and
   the health tag names ``dev.<name>.*`` they are published under (``health_tags`` declares them).
+- ``DeviceAges``: ``dev.<name>.age``, the seconds since that last good read, brought up to date every latch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from runtime.names import device_tag
@@ -32,10 +33,26 @@ def health_tags(device: str) -> list[TagDef]:
         TagDef(device_tag(device, "errors"), TagType.INT, "count", f"failed requests/frames of device {device}"),
         TagDef(device_tag(device, "last_good"), TagType.FLOAT, "s",
                f"time of the last good read of device {device}, seconds since the epoch (0 = never)"),
+        # Not a metric: Prometheus has the time of the last good read and subtracts it from time() itself.
+        TagDef(device_tag(device, "age"), TagType.FLOAT, "s",
+               f"seconds since the last good read of device {device} (-1 = never)", default=-1.0, metric=False),
     ]
     tags += [TagDef(device_tag(device, f"errors_{kind}"), TagType.INT, "count", f"{kind} errors of device {device}")
              for kind in ERROR_KINDS]
     return tags
+
+
+class DeviceAges:
+    """Keeps ``dev.<name>.age`` current: the wall time of this latch minus the device's last good read."""
+
+    def __init__(self, devices: Iterable[str], db: TagDB) -> None:
+        pairs = ((device_tag(d, "age"), device_tag(d, "last_good")) for d in devices)
+        self.pairs = tuple((age, last) for age, last in pairs if age in db.defs and last in db.defs)
+
+    def update(self, values: MutableMapping[str, Any], wall: float) -> None:
+        for age, last in self.pairs:
+            good = values[last]
+            values[age] = max(0.0, wall - good) if good > 0 else -1.0
 
 
 class ReadGroup:

@@ -14,11 +14,13 @@ Names follow the Prometheus conventions. A tag becomes ``battplc_`` + its name w
 base unit: V and mV -> ``_volts``, A/mA -> ``_amperes``, W/kW -> ``_watts``, Wh/kWh -> ``_joules``, Ah/mAh ->
 ``_coulombs``, % -> ``_percent``, degC -> ``_celsius``, s/ms/min/h/day -> ``_seconds``, Hz -> ``_hertz``,
 ohm/mohm -> ``_ohms``, values scaled to match. A last name part that spells the tag's unit is dropped
-(``par.unload_settle_s`` -> ``battplc_par_unload_settle_seconds``); other parts that abbreviate a unit are
-spelled out (``par.current_ramp_a_s`` -> ``battplc_par_current_ramp_a_second_amperes``). Booleans are 0/1
-gauges; enums are the gauge of their code, the codes listed in the HELP text. A read-only, retained integer tag
-with unit ``count`` counts events over the battery's life and is a counter (``_total``, e.g.
-``interlock.trips``); other counts, measured anew at each start (``bms.online``), are gauges. A tag with quality
+(``par.unload_settle_s`` -> ``battplc_par_unload_settle_seconds``); a name ending in the unit and ``_s`` is a
+rate per second (``par.current_ramp_a_s`` -> ``battplc_par_current_ramp_amperes_per_second``); other parts
+that abbreviate a unit are spelled out. Booleans are 0/1 gauges; enums are the gauge of their code, the codes
+listed in the HELP text. Counters (``_total``, in base units) are the read-only, retained tags that only grow:
+an integer with unit ``count`` (``interlock.trips``) or a tag whose last name part ends in ``total``
+(``energy.pv_total``, kWh -> ``battplc_energy_pv_joules_total``). Other counts, measured anew at each start
+(``bms.online``), and counters that restart (``energy.pv_today``) are gauges. A tag with quality
 BAD or INIT shows NaN (there is no reading to trust), and ``battplc_tag_quality{tag}`` tells why (0 GOOD,
 1 STALE, 2 BAD, 3 INIT). Tags declared with ``metric: false`` are left out.
 
@@ -36,7 +38,9 @@ Runtime namespaces have families with labels instead of one family per tag:
 - ``prog.<program>.fault`` / ``.faults``: ``battplc_program_fault{program}``,
   ``battplc_program_faults_total{program}``
 - ``alarm.<name>`` (booleans): ``battplc_alarm_active{alarm}``
-- the Modbus server's ``stats`` (see ``server_families``): ``battplc_modbus_requests_total`` and friends
+- the Modbus server's ``stats`` (see ``server_families``): ``battplc_modbus_requests_total{function,result}``,
+  ``battplc_modbus_exceptions_total{kind}``, one counter per other figure, and the gauge
+  ``battplc_modbus_connections_peak``
 
 The package, one concern a module: ``names`` (family names, HELP), ``plan`` (which family each tag goes to),
 ``snapshot`` (what the scan hands over), ``families`` (a scrape's body), ``exporter`` (the scan observer,

@@ -99,34 +99,52 @@ def server_families(stats: Any) -> Iterator[Metric]:
     """The Modbus server's counters, read without a lock from its thread (each copy is one C-level call).
 
     A mapping {(function, result): count} becomes ``battplc_modbus_requests_total{function,result}``. An object
-    of counters (runtime.server's ``ServerStats``) becomes one counter per number field,
-    ``battplc_modbus_<field>_total``, and one with a ``kind`` label per mapping field (exceptions by code).
+    of counters (runtime.server's ``ServerStats``) becomes one family per field: a number is a counter
+    ``battplc_modbus_<field>_total``, except a high-water mark (``*_peak``), which is a gauge
+    ``battplc_modbus_<field>``; a mapping with (function, result) keys, ``<name>_by_function``, is the counter
+    ``battplc_modbus_<name>_total{function,result}`` and stands in for a plain ``<name>`` field (its sum); any
+    other mapping gets a ``kind`` label (exceptions by code).
     """
     if isinstance(stats, Mapping):
-        family = CounterMetricFamily(PREFIX + "modbus_requests", "Modbus server requests by function and result",
-                                     labels=["function", "result"])
-        for key, count in sorted(dict(stats).items(), key=lambda item: str(item[0])):
-            if isinstance(key, tuple) and len(key) == 2 and _is_number(count):
-                family.add_metric([str(key[0]), str(key[1])], float(count))
-        if family.samples:
-            yield family
+        yield from _labelled(PREFIX + "modbus_requests", "Modbus server requests by function and result",
+                             dict(stats), pairs=True)
         return
-    for field_name, value in sorted(dict(vars(stats)).items()):
-        name = PREFIX + "modbus_" + NOT_NAME.sub("_", field_name.lower()).removesuffix("_total")
-        documentation = f"Modbus server: {field_name.replace('_', ' ')}"
+    fields = dict(vars(stats))
+    by_function = {name.removesuffix(_BY_FUNCTION): name for name, value in fields.items()
+                   if name.endswith(_BY_FUNCTION) and isinstance(value, Mapping)}
+    for field_name, value in sorted(fields.items()):
+        if field_name in by_function:
+            continue  # the labelled family of the same name says the same, split by function and result
+        stem = field_name.removesuffix(_BY_FUNCTION)
+        name = PREFIX + "modbus_" + NOT_NAME.sub("_", stem.lower()).removesuffix("_total")
+        documentation = f"Modbus server: {stem.replace('_', ' ')}"
         if _is_number(value):
-            yield CounterMetricFamily(name, documentation, value=float(value))
+            family = GaugeMetricFamily if field_name.endswith("_peak") else CounterMetricFamily
+            yield family(name, documentation, value=float(value))
         elif isinstance(value, Mapping):
             counts = dict(value)
             # (function, result) keys: requests by function and result; other keys: a plain kind.
             pairs = bool(counts) and all(isinstance(k, tuple) and len(k) == 2 for k in counts)
-            family = CounterMetricFamily(name, documentation, labels=["function", "result"] if pairs else ["kind"])
-            for key, count in sorted(counts.items(), key=lambda item: str(item[0])):
-                if _is_number(count):
-                    labels = [str(k) for k in key] if pairs else [str(getattr(key, "name", key)).lower()]
-                    family.add_metric(labels, float(count))
-            if family.samples:
-                yield family
+            yield from _labelled(name, documentation + (" by function and result" if pairs else " by kind"),
+                                 counts, pairs)
+
+
+_BY_FUNCTION = "_by_function"
+
+
+def _labelled(name: str, documentation: str, counts: dict[Any, Any], pairs: bool) -> Iterator[Metric]:
+    """A counter with {function,result} (pairs) or {kind} labels; nothing when there is no count yet."""
+    family = CounterMetricFamily(name, documentation, labels=["function", "result"] if pairs else ["kind"])
+    for key, count in sorted(counts.items(), key=lambda item: str(item[0])):
+        if not _is_number(count):
+            continue
+        if pairs:
+            if isinstance(key, tuple) and len(key) == 2:
+                family.add_metric([str(key[0]), str(key[1])], float(count))
+        else:
+            family.add_metric([str(getattr(key, "name", key)).lower()], float(count))
+    if family.samples:
+        yield family
 
 
 def _is_number(value: Any) -> bool:

@@ -19,7 +19,7 @@ RUNTIME_FAMILIES = frozenset(PREFIX + n for n in (
     "sfc_initial_step_active", "sfc_step_time_seconds", "sfc_held", "device_up", "device_errors_total",
     "device_last_good_timestamp_seconds", "program_fault", "program_faults_total", "alarm_active",
     "alarm_state", "alarm_raised_total",
-    "modbus_requests_total",
+    "modbus_requests_total", "modbus_connections_peak",
 ))
 
 
@@ -29,29 +29,41 @@ _SPELLED_OUT = {"s": "second", "sec": "second", "ms": "millisecond", "us": "micr
                 "m": "minute", "h": "hour", "d": "day", "b": "byte", "kb": "kilobyte", "mb": "megabyte",
                 "gb": "gigabyte", "tb": "terabyte", "pb": "petabyte"}
 NOT_NAME = re.compile(r"[^a-z0-9_]+")
+# A name ending in <unit>_s (par.current_ramp_a_s, par.cvl_ramp_v_s) is a rate of that unit per second. "a" is
+# no spelling of amperes on its own (phase a), but it is in front of "_s".
+_ABBREVIATED = {"amperes": ("a",)}
 
 
 def is_counter(tag: TagDef) -> bool:
-    """A read-only, retained integer with unit ``count`` counts events over the battery's life and only grows.
+    """A read-only, retained tag that only grows over the battery's life: an integer with unit ``count``
+    (``interlock.trips``) or a tag whose last name part ends in ``total`` (``energy.pv_total``, kWh).
 
-    (``interlock.trips`` is one; ``bms.online`` is not retained, it is measured anew: a gauge.)
+    (``bms.online`` is not retained, it is measured anew: a gauge; ``energy.pv_today`` restarts every day: a
+    gauge too.)
     """
-    return tag.type == TagType.INT and tag.unit == "count" and tag.access == "ro" and tag.retain
+    if tag.access != "ro" or not tag.retain:
+        return False
+    return (tag.type == TagType.INT and tag.unit == "count") or tag.name.rsplit(".", 1)[-1].endswith("total")
 
 
 def metric_name(tag: TagDef) -> str:
     """The exposed family name of a tag (counters end in ``_total``)."""
     unit = base_unit(tag.unit)
     parts = [p for p in NOT_NAME.sub("_", tag.name.lower().replace(".", "_")).split("_") if p]
-    if is_counter(tag) and parts[-1:] == ["total"]:
+    counter = is_counter(tag)
+    if counter and parts[-1:] == ["total"]:
         parts.pop()
-    if len(parts) > 1 and parts[-1] in unit.spellings:
+    suffix = unit.suffix
+    if len(parts) > 2 and parts[-1] == "s" and parts[-2] in unit.spellings + _ABBREVIATED.get(suffix, ()):
+        parts = parts[:-2]  # a rate: par.current_ramp_a_s is amperes per second
+        suffix += "_per_second"
+    elif len(parts) > 1 and parts[-1] in unit.spellings:
         parts.pop()
     parts = [_SPELLED_OUT.get(part, part) for part in parts]
-    if unit.suffix:
-        parts.append(unit.suffix)
+    if suffix:
+        parts.append(suffix)
     name = PREFIX + "_".join(parts)
-    if is_counter(tag):
+    if counter:
         return name + "_total"
     return name + "_value" if name.endswith(_RESERVED_ENDINGS) else name
 

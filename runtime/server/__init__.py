@@ -1,4 +1,6 @@
-"""The Modbus/TCP server for SCADA and HMIs: every tag with a ``modbus`` mapping in tags.yaml, over the image.
+"""The Modbus/TCP server for SCADA and HMIs: every tag with a ``modbus`` mapping in tags.yaml and every tag the
+runtime makes for itself (heartbeat, chart steps, device health, program faults), each with a quality register,
+over the image.
 
 Rooms: ``regmap`` (tags.yaml -> register map, encoding, the operator's map), ``image`` (the encoded register
 image reads are answered from, and the queue writes wait in until the next latch), ``protocol`` (MBAP
@@ -32,10 +34,10 @@ def attach(controller: Any) -> Callable[[], None] | None:
     settings = controller.site.settings.server
     if not settings.enabled:
         return None
-    server = Server(controller.db, settings, base_dir=controller.site.dir)
     try:
+        server = Server(controller.db, settings, base_dir=controller.site.dir)
         server.start()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: more runtime tags than their register blocks hold
         log.error("Modbus server not started: %s (check site.server listen/port/tls in tags.yaml)", exc)
         return None
     controller.scan.ports.append(server.port)

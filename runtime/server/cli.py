@@ -15,11 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runtime.config.errors import did_you_mean
 from runtime.config.settings import ServerSettings
+from runtime.server.image import NO_READING
 from runtime.server.protocol import limits_text
 from runtime.server.regmap import BITS, Point, RegisterMap, render_csv, render_markdown
-from runtime.site import REPO_ROOT, load_tag_table
-from runtime.tags import TagType
+from runtime.site import REPO_ROOT, load_running_tags
+from runtime.tags import Quality, TagDef, TagType
 
 EXCEPTION_TEXT = {
     1: "illegal function, or this client may not write that tag (server.writers)",
@@ -34,20 +36,21 @@ class CliError(Exception):
     """A problem the operator can fix; printed as one line, exit status 1."""
 
 
-def load_map(directory: Path) -> tuple[RegisterMap, ServerSettings]:
-    """The register map (the site's merged tag table and the alarm system's tags) and ``site.server`` settings
-    (config errors raise)."""
-    from runtime.alarms.service import alarm_tags
-
-    site = load_tag_table(directory)
-    return RegisterMap.from_tags([*site.tags, *alarm_tags(site.tags)]), site.settings.server
+def load_map(directory: Path) -> tuple[RegisterMap, ServerSettings, dict[str, TagDef]]:
+    """The register map of every tag a controller running the site has, its ``site.server`` settings and the
+    tags by name (config errors raise)."""
+    site, db = load_running_tags(directory)
+    try:
+        return RegisterMap.from_tags(db.defs.values()), site.settings.server, db.defs
+    except ValueError as exc:  # more runtime tags than their register block holds
+        raise CliError(str(exc)) from None
 
 
 # ---- regmap -------------------------------------------------------------------------------------------------
 
 def cmd_regmap(args: argparse.Namespace) -> int:
     """battplc regmap: print the map of a site folder's tags.yaml."""
-    regmap, _ = load_map(args.dir)
+    regmap, _, _ = load_map(args.dir)
     render = render_csv if args.format == "csv" else render_markdown
     sys.stdout.write(render(regmap))
     return 0
@@ -125,7 +128,26 @@ def read_point(client: Any, point: Point, unit: int) -> Any:
     if point.space == BITS:
         return bool(response.bits[0])
     data = b"".join(word.to_bytes(2, "big") for word in response.registers[:point.width])
-    return point.decode(data)
+    return point.raw_value(data)
+
+
+def read_quality(client: Any, regmap: RegisterMap, point: Point, unit: int) -> Quality:
+    """Read the quality register of a tag."""
+    quality = regmap.quality[point.name]
+    response = _call(point, "quality read", client.read_input_registers, quality.address, count=1, device_id=unit)
+    code = response.registers[0]
+    if code not in Quality._value2member_map_:
+        raise CliError(f"{point.name}: quality register {quality.address} holds {code}, which is no quality code")
+    return Quality(code)
+
+
+def reading_text(point: Point, value: Any, quality: Quality) -> str:
+    """'value unit', with the quality when it is not GOOD; no number at all when there is no reading."""
+    if quality in NO_READING:
+        return f"no reading ({quality.name})"
+    unit = f" {point.tag.unit}" if point.tag.unit else ""
+    text = f"{point.tag.format(point.tag.coerce(value))}{unit}"
+    return text if quality is Quality.GOOD else f"{text} ({quality.name})"
 
 
 def write_point(client: Any, point: Point, value: Any, unit: int) -> None:
@@ -167,23 +189,40 @@ def _points(regmap: RegisterMap, names: list[str]) -> list[Point]:
 
 
 def cmd_get(args: argparse.Namespace) -> int:
-    """battplc get: read tags from a running controller, one "name = value unit" line each."""
-    regmap, settings = load_map(args.dir)
-    points = _points(regmap, args.tags)
-    client = _connect(args, settings)
-    try:
-        for point in points:
-            value = read_point(client, point, _unit(args, settings))
-            unit = f" {point.tag.unit}" if point.tag.unit else ""
-            print(f"{point.name} = {point.tag.format(value)}{unit}")
-    finally:
-        client.close()
-    return 0
+    """battplc get: read tags from a running controller, one "name = value unit" line each, with the quality
+    when it is not GOOD; a tag that cannot be read is named on stderr with the reason, and the others are
+    still read. Exit 1 if any failed."""
+    regmap, settings, defs = load_map(args.dir)
+    failed = 0
+    points = []
+    for name in args.tags:
+        if name not in defs:
+            print(f"battplc get: {name}: unknown tag{did_you_mean(name, defs)}", file=sys.stderr)
+            failed += 1
+        elif name not in regmap.by_name:
+            print(f"battplc get: {name}: has no modbus mapping (not served; see battplc regmap)", file=sys.stderr)
+            failed += 1
+        else:
+            points.append(regmap.point(name))
+    if points:
+        client = _connect(args, settings)
+        try:
+            for point in points:
+                try:
+                    value = read_point(client, point, _unit(args, settings))
+                    quality = read_quality(client, regmap, point, _unit(args, settings))
+                    print(f"{point.name} = {reading_text(point, value, quality)}")
+                except (CliError, ValueError) as exc:
+                    print(f"battplc get: {exc}", file=sys.stderr)
+                    failed += 1
+        finally:
+            client.close()
+    return 1 if failed else 0
 
 
 def cmd_set(args: argparse.Namespace) -> int:
     """battplc set: check every TAG VALUE pair locally first, then write them in order."""
-    regmap, settings = load_map(args.dir)
+    regmap, settings, _ = load_map(args.dir)
     pairs = args.assignments
     if len(pairs) % 2:
         raise CliError("set takes TAG VALUE pairs, e.g. battplc set par.blink_period 0.5")

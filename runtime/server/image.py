@@ -1,9 +1,13 @@
 """What the server reads from and where its writes wait: the encoded register image and the write queue.
 
-The truth is the scan's tag image (``TagDB.values``). The server never keeps values of its own: it answers
-reads from ``RegisterImage``, the *encoded* form of the mapped tags (register bytes and bits), refreshed
-from the tags that changed at each scan's commit (see ``Server.observe``). It is a cache of the committed
-image, one scan old at most, never written by clients.
+The truth is the scan's tag image (``TagDB.values`` and ``.quality``). The server never keeps values of its
+own: it answers reads from ``RegisterImage``, the *encoded* form of the mapped tags and their qualities
+(register bytes and bits), refreshed from the tags that changed at each scan's commit (see
+``Server.observe``). It is a cache of the committed image, one scan old at most, never written by clients.
+
+A number with no reading (quality BAD or INIT) is served as the "not implemented" marker of its data type
+(``served``), so a client that ignores the quality registers still cannot take it for a measurement; a bit
+has no such marker, its quality register tells.
 
 Client writes never touch either image directly. ``WriteQueue`` is the server's scan ``Port``: an accepted
 write waits there and lands at the next scan's latch phase, so programs never see a value change in the
@@ -12,6 +16,7 @@ middle of a scan.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -22,6 +27,12 @@ from runtime.tags import Quality, TagDB
 
 ADDRESSES = 65536
 _ASCII_BITS = bytes.maketrans(b"\x00\x01", b"01")
+NO_READING = frozenset((Quality.BAD, Quality.INIT))
+
+
+def served(point: Point, value: Any, quality: Quality) -> Any:
+    """What a point's registers show: the value, or NaN (the marker) for a number with no reading."""
+    return math.nan if quality in NO_READING and point.space != BITS else value
 
 
 class RegisterImage:
@@ -43,9 +54,11 @@ class RegisterImage:
                 ends[start:end] = array("I", [end]) * (end - start)
             self.runs[function_code] = ends
 
-    def load(self, values: Mapping[str, Any]) -> None:
-        """Encode every mapped tag from a full image (at start)."""
-        self.apply((point, values[point.name]) for point in self.regmap)
+    def load(self, values: Mapping[str, Any], quality: Mapping[str, Quality]) -> None:
+        """Encode every mapped tag and its quality from a full image (at start)."""
+        qualities = self.regmap.quality
+        self.apply((point, served(point, values[point.name], quality[point.name])) for point in self.regmap)
+        self.apply((qualities[point.name], quality[point.name]) for point in self.regmap)
 
     def apply(self, changes: Iterable[tuple[Point, Any]]) -> None:
         """Re-encode the given tags (one scan's changes, applied together between two requests)."""

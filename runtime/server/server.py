@@ -29,10 +29,10 @@ from runtime.clock import RealClock
 from runtime.config.settings import ServerSettings, section_of
 from runtime.scan import Scan
 from runtime.server.access import WRITE_LOG_BURST, Gate, RateLimitedLog, tls_context
-from runtime.server.image import RegisterImage, WriteQueue
+from runtime.server.image import RegisterImage, WriteQueue, served
 from runtime.server.protocol import Connection, RequestHandler, ServerStats
 from runtime.server.regmap import Point, RegisterMap
-from runtime.tags import TagDB
+from runtime.tags import Quality, TagDB
 
 log = logging.getLogger("battplc.server")
 
@@ -58,7 +58,8 @@ def limit_socket_buffers(listener: asyncio.Server) -> None:
 
 
 class Server:
-    """Serve every tag of ``db`` that has a ``modbus`` mapping, per the site's ``server`` settings.
+    """Serve every tag of ``db`` that has a ``modbus`` mapping or a slot in the runtime's blocks, and their
+    qualities, per the site's ``server`` settings.
 
     ``settings`` may be partial; missing keys take the defaults of tags.yaml's ``site.server``. Relative TLS
     file names are resolved against ``base_dir`` (the site folder). ``step_aside``: pause serving around each
@@ -86,6 +87,7 @@ class Server:
                                       *self.write_logs)
         self.gate: Gate | None = None
         self._points = tuple(self.regmap)
+        self._quality_points = tuple(self.regmap.quality[point.name] for point in self._points)
         self._names = tuple(point.name for point in self._points)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -94,8 +96,8 @@ class Server:
         self._tls: asyncio.Server | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._encoded = self._mapped_values()
-        self.image.load(db.values)
+        self._encoded, self._encoded_quality = self._mapped_values(), self._mapped_qualities()
+        self.image.load(db.values, db.quality)
         self._scans = 0
         self._scan_done = threading.Event()
         self._quiet: asyncio.TimerHandle | None = None
@@ -104,8 +106,8 @@ class Server:
 
     def start(self, timeout: float = 10.0) -> None:
         """Encode the current image, open the listeners on the server thread; raise OSError if that fails."""
-        self._encoded = self._mapped_values()
-        self.image.load(self.db.values)
+        self._encoded, self._encoded_quality = self._mapped_values(), self._mapped_qualities()
+        self.image.load(self.db.values, self.db.quality)
         self._thread = threading.Thread(target=self._run, name="battplc-modbus-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -199,16 +201,15 @@ class Server:
     def _mapped_values(self) -> tuple[Any, ...]:
         return tuple(map(self.db.values.__getitem__, self._names))
 
+    def _mapped_qualities(self) -> tuple[Quality, ...]:
+        return tuple(map(self.db.quality.__getitem__, self._names))
+
     def observe(self, scan: Scan) -> None:
         """Scan observer (after commit): hand the changed mapped tags and the next deadline to the server loop."""
-        current = self._mapped_values()
-        encoded = self._encoded
+        current, qualities = self._mapped_values(), self._mapped_qualities()
         changes: list[tuple[Point, Any]] = []
-        if current != encoded:
-            self._encoded = current
-            points = self._points
-            changes = [(points[i], value) for i, (value, old) in enumerate(zip(current, encoded, strict=True))
-                       if value is not old and value != old]
+        if current != self._encoded or qualities != self._encoded_quality:
+            changes = self._changes(current, qualities)
         self._scans += 1
         self._scan_done.set()
         real_time = isinstance(scan.clock, RealClock)
@@ -221,6 +222,24 @@ class Server:
             except RuntimeError:  # the loop closed under us (stop() from another thread)
                 pass
         self.image.apply(changes)  # not serving: nobody else touches the image
+
+    def _changes(self, current: tuple[Any, ...], qualities: tuple[Quality, ...]) -> list[tuple[Point, Any]]:
+        """The points (values and qualities) to re-encode since the last observe; remembers what they are now."""
+        encoded, encoded_quality = self._encoded, self._encoded_quality
+        self._encoded, self._encoded_quality = current, qualities
+        points = self._points
+        if qualities == encoded_quality:  # the common case: some values changed, every quality as it was
+            return [(points[i], served(points[i], value, qualities[i]))
+                    for i, (value, old) in enumerate(zip(current, encoded, strict=True))
+                    if value is not old and value != old]
+        changes: list[tuple[Point, Any]] = []
+        for i, (value, old, quality, old_quality) in enumerate(zip(current, encoded, qualities, encoded_quality,
+                                                                   strict=True)):
+            if quality is not old_quality:
+                changes.append((self._quality_points[i], quality))
+            if quality is not old_quality or (value is not old and value != old):
+                changes.append((points[i], served(points[i], value, quality)))
+        return changes
 
     # ---- server side of the scan ------------------------------------------------------------------------------
 

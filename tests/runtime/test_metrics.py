@@ -152,7 +152,12 @@ def run(rig: Rig, scans: int = 1, **writes: Any) -> None:
     (TagDef("shunt.ttg", TagType.FLOAT, "min"), "battplc_shunt_ttg_seconds"),
     (TagDef("par.balance_interval_days", TagType.INT, "day"), "battplc_par_balance_interval_seconds"),
     (TagDef("limits.balance_last_day", TagType.INT, "day"), "battplc_limits_balance_last_day_seconds"),
-    (TagDef("par.current_ramp_a_s", TagType.FLOAT, "A"), "battplc_par_current_ramp_a_second_amperes"),
+    (TagDef("par.current_ramp_a_s", TagType.FLOAT, "A"), "battplc_par_current_ramp_amperes_per_second"),
+    (TagDef("par.cvl_ramp_v_s", TagType.FLOAT, "V"), "battplc_par_cvl_ramp_volts_per_second"),
+    (TagDef("energy.pv_total", TagType.FLOAT, "kWh", retain=True), "battplc_energy_pv_joules_total"),
+    (TagDef("energy.pv_today", TagType.FLOAT, "kWh", retain=True), "battplc_energy_pv_today_joules"),
+    (TagDef("energy.offset_total", TagType.FLOAT, "kWh", access="rw", retain=True),
+     "battplc_energy_offset_total_joules"),  # writable: not a counter
     (TagDef("phase.current_a", TagType.FLOAT, "A"), "battplc_phase_current_a_amperes"),
     (TagDef("bms.charge_allowed", TagType.BOOL), "battplc_bms_charge_allowed"),
     (TagDef("cmd.mode", TagType.ENUM, values=("auto", "off")), "battplc_cmd_mode"),
@@ -422,16 +427,22 @@ def test_a_port_in_use_is_logged_and_the_controller_runs_on(demo_site: Path,
             plant.close()
 
 
-def test_server_requests_by_function_and_result_become_labels() -> None:
+def test_server_requests_by_function_and_result_become_labels_and_a_peak_is_a_gauge() -> None:
     from runtime.metrics import server_families
     from runtime.server.protocol import ServerStats
 
     stats = ServerStats()
     stats.requests = 3
+    stats.connections_peak = 4
     stats.requests_by_function[("read_input_registers", "ok")] = 2
     stats.requests_by_function[("write_single_register", "illegal_value")] = 1
     families = {f.name: f for f in server_families(stats)}
-    by = families["battplc_modbus_requests_by_function"]
+    by = families["battplc_modbus_requests"]  # the labelled family stands in for the plain count (its sum)
+    assert by.type == "counter"
     assert {(s.labels["function"], s.labels["result"], s.value) for s in by.samples} == {
         ("read_input_registers", "ok", 2.0), ("write_single_register", "illegal_value", 1.0)}
-    assert families["battplc_modbus_requests"].samples[0].value == 3.0
+    assert "battplc_modbus_requests_by_function" not in families
+    peak = families["battplc_modbus_connections_peak"]
+    assert (peak.type, peak.samples[0].name, peak.samples[0].value) == ("gauge", "battplc_modbus_connections_peak",
+                                                                       4.0)
+    assert all(f.type == "counter" for name, f in families.items() if name != "battplc_modbus_connections_peak")

@@ -119,6 +119,29 @@ def test_a_raising_program_is_isolated() -> None:
     assert db["prog.c.fault"] is False and db["prog.c.faults"] == 0
 
 
+def test_retained_state_without_a_safe_value_holds_through_a_fault_and_the_stop() -> None:
+    db = TagDB.from_defs([TagDef("e.total", TagType.FLOAT, retain=True),
+                          TagDef("e.mode", TagType.FLOAT, retain=True, safe=-1.0),  # declared safe: it goes there
+                          TagDef("e.rate", TagType.FLOAT)])
+    step = {"n": 0}
+
+    def counter(ctx: ScanContext) -> None:
+        step["n"] += 1
+        for name in ("e.total", "e.mode", "e.rate"):
+            ctx.write(name, 10.0 * step["n"])
+        if step["n"] == 3:
+            raise RuntimeError("counting went wrong")
+
+    scan = Scan(db, [Probe("e", [], ("e.total", "e.mode", "e.rate"), counter)], SimClock(), 0.1)
+    for _ in range(2):
+        scan.step()
+    scan.step()  # raises after staging 30.0 everywhere
+    assert (db["e.total"], db["e.mode"], db["e.rate"]) == (20.0, -1.0, 0.0)  # held, safe, safe
+    scan.step()
+    scan.shutdown()
+    assert (db["e.total"], db["e.mode"], db["e.rate"]) == (40.0, -1.0, 0.0)
+
+
 def test_fault_is_logged_once_and_recovery_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     fail = {"on": True}
 

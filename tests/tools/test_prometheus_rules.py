@@ -93,11 +93,20 @@ class ServerStats:
 
     requests: int = 3
     exceptions: Counter = field(default_factory=lambda: Counter({"ILLEGAL_ADDRESS": 1}))
+    connections_peak: int = 2
+    requests_by_function: Counter = field(default_factory=lambda: Counter({("read_input_registers", "ok"): 3}))
 
 
 @pytest.fixture(scope="module")
-def served() -> set[str]:
-    """Every sample name the exporter serves for the default site (with a chart, until its charts land)."""
+def served(labels: dict[str, set[str]]) -> set[str]:
+    """Every sample name the exporter serves for the default site."""
+    return set(labels)
+
+
+@pytest.fixture(scope="module")
+def labels() -> dict[str, set[str]]:
+    """Every sample name the exporter serves for the default site (with a chart, until its charts land), with
+    the label names its samples carry."""
     site, db, programs, interlocks = load_site(REPO)
     if not any(is_step_tag(tag) for tag in db.defs.values()):
         db.declare(TagDef("sfc.unload.step", TagType.ENUM, values=("idle", "discharge")))
@@ -106,7 +115,11 @@ def served() -> set[str]:
     scan = Scan(db, programs, SimClock(), site.scan_period, interlocks=interlocks)
     exporter = MetricsExporter(scan, server_stats=ServerStats, process_metrics=False)
     text = exporter.render().decode()
-    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+    found: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, set()).update(sample.labels)
+    return found
 
 
 def dashboard_exprs() -> list[str]:
@@ -123,6 +136,27 @@ def test_alert_rules_query_only_metrics_the_exporter_serves(served: set[str]) ->
 def test_dashboard_queries_only_metrics_the_exporter_serves(served: set[str]) -> None:
     used = {name for expr in dashboard_exprs() for name in METRIC.findall(expr)}
     assert used and not used - served
+
+
+LEGEND_LABEL = re.compile(r"{{\s*([a-zA-Z_]+)\s*}}")
+BY = re.compile(r"\b(?:by|on)\s*\(([^)]*)\)")
+
+
+def test_dashboard_legends_name_labels_their_series_have(labels: dict[str, set[str]]) -> None:
+    """A legend {{function}} on a metric without that label shows an empty name: every legend label must be
+    one the queried metric carries, or one the query groups by."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    wrong = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr, legend = target["expr"], target.get("legendFormat", "")
+            grouped = BY.findall(expr)
+            have = ({name.strip() for name in grouped[0].split(",")} if grouped
+                    else {"instance", "job"}.union(*(labels.get(m, set()) for m in METRIC.findall(expr))))
+            missing = set(LEGEND_LABEL.findall(legend)) - have
+            if missing:
+                wrong.append(f"{panel['title']}: {expr} has no {sorted(missing)}")
+    assert wrong == []
 
 
 def test_dashboard_covers_the_public_tags_and_the_runtime() -> None:

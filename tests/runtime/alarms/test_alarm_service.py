@@ -127,11 +127,18 @@ def test_the_journal_is_retained_across_a_restart(tmp_path: Path) -> None:
     again.stop()
 
 
-def test_state_registers_sit_at_the_alarms_own_address() -> None:
-    defs = [TagDef("alarm.cell_high", TagType.BOOL, modbus=ModbusMap(113, "bool")), TagDef("alarm.x", TagType.BOOL)]
+def test_state_registers_sit_in_the_alarm_block_in_declaration_order() -> None:
+    from runtime.names import ALARMS
+    from runtime.server.regmap import ALARM_SYSTEM_FIRST, BLOCKS, RegisterMap
+
+    defs = [TagDef("alarm.cell_high", TagType.BOOL, modbus=ModbusMap(113, "bool")), TagDef("alarm.x", TagType.BOOL),
+            TagDef("bat.soc", TagType.FLOAT, modbus=ModbusMap(1))]  # a site register the old scheme collided with
     tags = {tag.name: tag for tag in alarm_tags(defs)}
-    assert tags["alarms.cell_high.state"].modbus == ModbusMap(113)
-    assert tags["alarms.x.state"].modbus is None
+    regmap = RegisterMap.from_tags([*defs, *tags.values()])
+    first = BLOCKS[ALARMS].first
+    assert regmap.by_name["alarms.cell_high.state"].address == first
+    assert regmap.by_name["alarms.x.state"].address == first + BLOCKS[ALARMS].slot
+    assert regmap.by_name["cmd.alarm_ack"].address == ALARM_SYSTEM_FIRST
     assert tags["cmd.alarm_ack"].values == ("none", "all", "cell_high", "x")
     with pytest.raises(ValueError, match="reserved"):
         alarm_tags([TagDef("alarm.all", TagType.BOOL)])

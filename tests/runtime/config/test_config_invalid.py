@@ -53,8 +53,9 @@ CASES = [
     ("32-bit value overlapping", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 1, dtype: int32}\n"
      "  bat.soc:\n    type: float\n    modbus: {address: 2}\n",
      19, "tags.bat.soc.modbus.address", ["register 2 is already used by 'bat.power'"]),
-    ("register past 65535", BASE_TAGS + "  bat.power:\n    type: float\n    modbus: {address: 65535, dtype: float32}\n",
-     16, "tags.bat.power", ["runs past 65535"]),
+    ("register past the declared addresses", BASE_TAGS + "  bat.power:\n    type: float\n"
+     "    modbus: {address: 9999, dtype: float32}\n",
+     16, "tags.bat.power", ["runs past 9999", "0..9999", "quality registers"]),
     ("alarm spec on a tag that is no alarm", BASE_TAGS + "  bat.power:\n    type: float\n    alarm: {priority: high}\n",
      16, "tags.bat.power", ["'alarm' (priority, latching) is only for a bool tag named alarm.<name>"]),
     ("unknown alarm priority", BASE_TAGS + "  alarm.hot:\n    type: bool\n    alarm: {priority: urgent}\n",

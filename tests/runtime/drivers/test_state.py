@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.drivers.state import DECODE, TIMEOUT, HealthCounters, ReadGroup, health_tags
+from runtime.drivers.state import DECODE, TIMEOUT, DeviceAges, HealthCounters, ReadGroup, health_tags
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 
@@ -47,7 +47,19 @@ def test_health_counts_by_kind_under_the_declared_tag_names() -> None:
     health.count_failure(DECODE)
     health.count_failure(TIMEOUT)
     snapshot = health.snapshot()
-    assert set(snapshot) == {tag.name for tag in health_tags("meter")}
+    # dev.meter.age is not the link's to publish: DeviceAges keeps it current at every latch
+    assert set(snapshot) == {tag.name for tag in health_tags("meter")} - {"dev.meter.age"}
     assert snapshot["dev.meter.up"] is False and snapshot["dev.meter.errors"] == 3
     assert (snapshot["dev.meter.errors_timeout"], snapshot["dev.meter.errors_decode"]) == (2, 1)
     assert snapshot["dev.meter.last_good"] == 6.0
+
+
+def test_device_age_counts_from_the_last_good_read_and_says_never() -> None:
+    db = TagDB.from_defs([*health_tags("meter"), *health_tags("shunt")])
+    ages = DeviceAges(["meter", "shunt", "undeclared"], db)
+    db.values["dev.meter.last_good"] = 1000.0
+    ages.update(db.values, 1012.5)
+    assert db.values["dev.meter.age"] == 12.5
+    assert db.values["dev.shunt.age"] == -1.0  # never read
+    ages.update(db.values, 990.0)  # the wall clock stepped back: no negative age
+    assert db.values["dev.meter.age"] == 0.0

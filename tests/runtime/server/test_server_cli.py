@@ -12,7 +12,7 @@ from server_helpers import make_server, sim_scan
 from runtime.cli import main
 from runtime.server import Server
 from runtime.site import REPO_ROOT
-from runtime.tags import TagDB
+from runtime.tags import Quality, TagDB
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -29,7 +29,8 @@ def test_regmap_markdown_and_csv(site_dir: Path, capsys: pytest.CaptureFixture[s
     assert status == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["tag"] for r in rows][:4] == ["io.alarm", "io.relay", "io.pump", "io.door"]
-    assert len(rows) == 16
+    assert len(rows) == 16 + 6  # the site's mapped tags and the controller's scan.* figures
+    assert {r["tag"]: r["address"] for r in rows}["scan.count"] == "10000-10001"
 
 
 def test_regmap_of_the_default_site(capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,6 +74,30 @@ def test_set_lands_at_the_next_scan(target: list[str], server: Server, db: TagDB
     server.settle()
     status, out, _ = run(capsys, "get", *target, "cmd.mode", "par.energy")
     assert out.splitlines() == ["cmd.mode = hold", "par.energy = -70000 Wh"]
+
+
+def test_get_names_the_quality_and_prints_no_number_without_a_reading(target: list[str], server: Server,
+                                                                      db: TagDB,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    db.quality.update({"bat.voltage": Quality.STALE, "bat.soc": Quality.INIT, "io.alarm": Quality.BAD})
+    sim_scan(db, server).step()
+    server.settle()
+    status, out, err = run(capsys, "get", *target, "bat.voltage", "bat.soc", "io.alarm", "bat.current")
+    assert status == 0 and "battplc get:" not in err  # a tag without a reading is an answer, not a failure
+    assert out.splitlines() == ["bat.voltage = 53.25 V (STALE)", "bat.soc = no reading (INIT)",
+                                "io.alarm = no reading (BAD)", "bat.current = -12.3 A"]
+
+
+def test_get_reads_what_it_can_and_names_the_rest(target: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # This server's image has no scan: scan.count is in the site's map but the server refuses it (02).
+    status, out, err = run(capsys, "get", *target, "bat.soc", "bat.sco", "internal.x", "scan.count", "bat.current")
+    assert status == 1  # some tags failed ...
+    assert out.splitlines() == ["bat.soc = 87.5 %", "bat.current = -12.3 A"]  # ... the others are printed
+    assert [line for line in err.splitlines() if line.startswith("battplc")] == [
+        "battplc get: bat.sco: unknown tag (did you mean 'bat.soc'?)",
+        "battplc get: internal.x: has no modbus mapping (not served; see battplc regmap)",
+        "battplc get: scan.count: read refused with exception 02 (illegal address: no such tag there, or the tag "
+        "is read-only)"]
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -16,7 +16,7 @@ from runtime.config.errors import ConfigErrors
 from runtime.server.image import RegisterImage
 from runtime.server.regmap import RegisterMap, point_of, render_csv, render_markdown
 from runtime.site import load_site
-from runtime.tags import ModbusMap, TagDB, TagDef, TagType
+from runtime.tags import ModbusMap, Quality, TagDB, TagDef, TagType
 
 
 def point(kind: str, dtype: str, scale: float = 1.0, **extra: object) -> object:
@@ -90,8 +90,22 @@ def test_tables_follow_type_and_access(regmap: RegisterMap) -> None:
 def test_readable_runs_per_function_code(regmap: RegisterMap) -> None:
     assert regmap.readable_runs(0x01) == [(0, 4)]  # coils: rw bits and ro bits readable as coils
     assert regmap.readable_runs(0x02) == [(0, 1), (3, 4)]  # discrete inputs: ro bits only
-    assert regmap.readable_runs(0x03) == [(0, 9), (100, 109)]
-    assert regmap.readable_runs(0x04) == [(0, 9)]
+    # registers, then the qualities of registers (20000 + A), then those of bits (40000 + A): read-only
+    qualities = [(20000, 20009), (20100, 20109), (40000, 40004)]
+    assert regmap.readable_runs(0x03) == [(0, 9), (100, 109), *qualities]
+    assert regmap.readable_runs(0x04) == [(0, 9), *qualities]
+
+
+def test_every_mapped_tag_has_a_parallel_quality_register(regmap: RegisterMap) -> None:
+    for point in regmap:
+        quality = regmap.quality[point.name]
+        base = 40000 if point.space == "bits" else 20000
+        assert (quality.space, quality.address, quality.table, quality.writable) == ("registers",
+                                                                                   base + point.address, "input",
+                                                                                   False)
+        assert quality.width == (1 if point.space == "bits" else point.width)  # each word of a 32-bit value
+        assert regmap.owner("registers", quality.end - 1) is quality
+    assert regmap.quality["bat.voltage"].encode(Quality.STALE) == b"\x00\x01\x00\x01"
 
 
 def test_image_run_lookup_and_bit_packing(regmap: RegisterMap) -> None:
@@ -127,12 +141,61 @@ def test_csv_map_parses_back(regmap: RegisterMap) -> None:
 
 def test_image_load_encodes_the_whole_image(regmap: RegisterMap) -> None:
     db = TagDB.from_defs(p.tag for p in regmap)
-    db.values.update({"bat.voltage": 53.25, "io.alarm": True, "stat.count": 70000})
+    db.values.update({"bat.voltage": 53.25, "io.alarm": True, "stat.count": 70000, "bat.soc": 50.0,
+                      "io.door": True})
+    db.quality.update({"bat.soc": Quality.INIT, "io.door": Quality.BAD, "stat.count": Quality.STALE})
     image = RegisterImage(regmap)
-    image.load(db.values)
+    image.load(db.values, db.quality)
     assert image.registers[12:16] == struct.pack(">f", 53.25)  # registers 6-7
-    assert image.registers[8:12] == struct.pack(">I", 70000)  # registers 4-5
-    assert image.bits[0] == 1
+    assert image.registers[8:12] == struct.pack(">I", 70000)  # registers 4-5: STALE keeps its last value
+    assert image.registers[2:4] == b"\xff\xff"  # bat.soc has no reading yet: the uint16 marker, not 50 %
+    assert image.bits[0] == 1 and image.bits[3] == 1  # a bit has no marker: its quality tells
+    word = {a: image.registers[2 * a:2 * a + 2] for a in (20000, 20001, 20004, 20005, 40003)}
+    assert word == {20000: b"\x00\x00", 20001: b"\x00\x03", 20004: b"\x00\x01", 20005: b"\x00\x01",
+                    40003: b"\x00\x02"}
+
+
+def test_runtime_tags_take_their_owners_slots_in_declaration_order() -> None:
+    tags = [
+        TagDef("dev.meter.up", TagType.BOOL), TagDef("dev.meter.errors", TagType.INT, "count"),
+        TagDef("dev.bms.age", TagType.FLOAT, "s"), TagDef("dev.bms.up", TagType.BOOL),
+        TagDef("sfc.zeta.step", TagType.ENUM, values=("idle", "run")), TagDef("sfc.zeta.held", TagType.BOOL),
+        TagDef("sfc.alpha.step", TagType.ENUM, values=("idle", "run")),
+        TagDef("scan.count", TagType.INT, "count"), TagDef("scan.period", TagType.FLOAT, "s"),
+        TagDef("prog.agg.fault", TagType.BOOL), TagDef("prog.zeta.fault", TagType.BOOL),
+        TagDef("prog.zeta.faults", TagType.INT, "count"), TagDef("prog.agg.faults", TagType.INT, "count"),
+        TagDef("dev.meter.odd", TagType.INT),  # no such field: unmapped
+        TagDef("sfc.mine.step", TagType.ENUM, values=("a",), modbus=ModbusMap(7)),  # tags.yaml maps it: kept
+    ]
+    regmap = RegisterMap.from_tags(tags)
+    at = {p.name: (p.space, p.address, p.dtype, p.table) for p in regmap}
+    assert at == {
+        "dev.meter.up": ("bits", 13000, "bool", "discrete"), "dev.meter.errors": ("registers", 13000, "uint32", "input"),
+        "dev.bms.age": ("registers", 13018, "int32", "input"), "dev.bms.up": ("bits", 13001, "bool", "discrete"),
+        "sfc.zeta.step": ("registers", 12000, "uint16", "input"), "sfc.zeta.held": ("bits", 12000, "bool", "discrete"),
+        "sfc.alpha.step": ("registers", 12008, "uint16", "input"),  # declared second: the second slot
+        "scan.count": ("registers", 10000, "uint32", "input"), "scan.period": ("registers", 10010, "uint32", "input"),
+        "prog.agg.fault": ("bits", 11000, "bool", "discrete"), "prog.agg.faults": ("registers", 11000, "uint32", "input"),
+        # a chart's own fault tags live in its chart slot, so charts move no function block
+        "prog.zeta.fault": ("bits", 12001, "bool", "discrete"), "prog.zeta.faults": ("registers", 12003, "uint32", "input"),
+        "sfc.mine.step": ("registers", 7, "uint16", "input"),
+    }
+    appended = RegisterMap.from_tags([*tags, TagDef("sfc.beta.step", TagType.ENUM, values=("x",))])
+    assert {p.name: p.address for p in regmap}.items() <= {p.name: p.address for p in appended}.items()
+
+
+def test_the_heartbeat_wraps_where_other_counters_saturate() -> None:
+    regmap = RegisterMap.from_tags([TagDef("scan.count", TagType.INT, "count"),
+                                    TagDef("scan.overruns", TagType.INT, "count")])
+    assert regmap.point("scan.count").encode(2**32 + 5) == struct.pack(">I", 5)
+    assert regmap.point("scan.count").encode(2**32 - 1) == struct.pack(">I", 2**32 - 1)
+    assert regmap.point("scan.overruns").encode(2**32 + 5) == struct.pack(">I", 2**32 - 1)
+
+
+def test_a_block_that_overflows_says_so() -> None:
+    tags = [TagDef(f"dev.d{i}.up", TagType.BOOL) for i in range(1001)]
+    with pytest.raises(ValueError, match="more than 62 devices"):
+        RegisterMap.from_tags(tags)
 
 
 # ---- config errors: the register map is checked when tags.yaml loads ------------------------------------------
@@ -144,7 +207,8 @@ def test_image_load_encodes_the_whole_image(regmap: RegisterMap) -> None:
     ("  a.x: {type: int, modbus: {address: 0, dtype: int32}}\n"
      "  a.y: {type: int, modbus: {address: 1, dtype: uint32}}\n",
      "half mapped"),
-    ("  a.x: {type: float, modbus: {address: 65535, dtype: float32}}\n", "runs past 65535"),
+    ("  a.x: {type: float, modbus: {address: 9999, dtype: float32}}\n", "runs past 9999"),
+    ("  a.x: {type: bool, modbus: {address: 10000}}\n", "runs past 9999"),
     ("  a.x: {type: bool, modbus: {address: 4}}\n  a.y: {type: bool, access: rw, modbus: {address: 4}}\n",
      "bit 4 is already used by 'a.x'"),
     ("  a.x: {type: int, modbus: {address: 70000}}\n", "out of range"),

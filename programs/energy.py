@@ -1,0 +1,83 @@
+"""energy: kWh counters for energy dashboards (Home Assistant's, an HMI's), lifetime and today.
+
+Each counter integrates one power flow over the scan's ``ctx.dt`` (the power of this scan over the time since
+the previous one, as the soc block counts charge). A flow counts only while every tag it is computed from
+holds a reading (GOOD and a number): a gap in the readings adds nothing, it never guesses.
+
+    grid_import       grid.power > 0 (+ = import)
+    grid_export       -grid.power > 0
+    charged           bat.power > 0 (+ = charging)
+    discharged        -bat.power > 0
+    pv                pv.power > 0
+    house             house.power > 0
+    battery_export    min(inverter.power, -grid.power) > 0: what the inverter delivered while the grid took
+                      energy out, i.e. battery energy that went to the grid instead of the house
+
+``energy.<flow>_total`` counts over the battery's life: retained, never decreasing (a flow's power is
+clipped at 0 before it is added, and nothing else writes it; a SoC resync does not touch it).
+``energy.<flow>_today`` counts since local midnight of the site's wall time (``ctx.now``): at the first scan
+of a new day (``energy.day`` changes) every today counter starts again from 0. Both are retained, so a
+restart resumes where the last save left them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from programs._common import day_number
+from runtime.program import FunctionBlock, ScanContext
+from runtime.tags import TagDB
+
+# flow -> (the tags it is computed from, its power in W from their values in that order)
+FLOWS: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
+    "grid_import": (("grid.power",), lambda grid: grid),
+    "grid_export": (("grid.power",), lambda grid: -grid),
+    "charged": (("bat.power",), lambda battery: battery),
+    "discharged": (("bat.power",), lambda battery: -battery),
+    "pv": (("pv.power",), lambda pv: pv),
+    "house": (("house.power",), lambda house: house),
+    "battery_export": (("inverter.power", "grid.power"), lambda inverter, grid: min(inverter, -grid)),
+}
+TOTAL, TODAY = "energy.{}_total", "energy.{}_today"
+SOURCES = tuple(sorted({tag for needs, _ in FLOWS.values() for tag in needs}))
+
+
+class Energy(FunctionBlock):
+    reads = SOURCES
+    writes = (*(TOTAL.format(flow) for flow in FLOWS), *(TODAY.format(flow) for flow in FLOWS), "energy.day")
+
+    def __init__(self, name: str, site: object = None) -> None:
+        super().__init__(name, site)
+        self.total = dict.fromkeys(FLOWS, 0.0)  # kWh
+        self.today = dict.fromkeys(FLOWS, 0.0)
+        self.day = 0  # days since 1970 of the day the today counters count
+
+    def start(self, db: TagDB) -> None:
+        """Resume from the retained counters."""
+        for flow in FLOWS:
+            self.total[flow] = db[TOTAL.format(flow)]
+            self.today[flow] = db[TODAY.format(flow)]
+        self.day = db["energy.day"]
+
+    def scan(self, ctx: ScanContext) -> None:
+        today_share = 1.0  # of this scan's energy (over the last dt) that falls after midnight
+        day = day_number(ctx.now)
+        if day != self.day:
+            self.day = day
+            self.today = dict.fromkeys(FLOWS, 0.0)
+            ctx.write("energy.day", day)
+            now = ctx.now
+            since_midnight = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+            today_share = min(1.0, since_midnight / ctx.dt) if ctx.dt > 0 else 1.0
+        readings = {tag: ctx.staged(tag) for tag in SOURCES if ctx.ok(tag) and math.isfinite(ctx.staged(tag))}
+        hours = ctx.dt / 3600.0 if ctx.dt > 0 else 0.0
+        for flow, (needs, power) in FLOWS.items():
+            if hours and all(tag in readings for tag in needs):
+                watts = power(*(readings[tag] for tag in needs))
+                if watts > 0:
+                    kwh = watts * hours / 1000.0
+                    self.total[flow] += kwh
+                    self.today[flow] += kwh * today_share
+            ctx.write(TOTAL.format(flow), self.total[flow])
+            ctx.write(TODAY.format(flow), self.today[flow])
