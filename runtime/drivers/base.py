@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.drivers.codec import InputPoint, OutputPoint
-from runtime.drivers.state import HealthCounters
+from runtime.drivers.state import HealthCounters, Plausible
 from runtime.tags import TagDef
 
 log = logging.getLogger("battplc.drivers")
@@ -73,6 +73,7 @@ class DeviceConfig:
     inputs: tuple[InputPoint, ...] = ()  # or the driver's own point type (vedirect.FieldPoint)
     outputs: tuple[OutputPoint, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # a driver's own keys beyond these
+    plausible: Mapping[str, Plausible] = field(default_factory=dict, hash=False)  # input tag -> range, max_rate
     file: str = ""
     line: int = 0
 

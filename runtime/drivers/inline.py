@@ -13,7 +13,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runtime.drivers.base import Poller
-from runtime.drivers.state import DECODE, EXCEPTION, REFUSED, TIMEOUT, HealthCounters, ReadGroup, health_tags
+from runtime.drivers.state import (
+    DECODE,
+    EXCEPTION,
+    REFUSED,
+    TIMEOUT,
+    HealthCounters,
+    Plausibility,
+    ReadGroup,
+    health_tags,
+)
 from runtime.tags import TagDB
 
 
@@ -24,7 +33,8 @@ class _InlineDevice:
         self.poller = poller
         self.config = config = poller.config
         self.period = config.poll
-        self.group = ReadGroup(tuple(p.tag for p in config.inputs), config.stale_after)
+        checks = Plausibility(config.name, config.plausible, config.poll) if config.plausible else None
+        self.group = ReadGroup(tuple(p.tag for p in config.inputs), config.stale_after, checks)
         self.tag_set = frozenset(self.group.tags)
         self.health = HealthCounters(config.name)
         self.due = float("-inf")

@@ -24,7 +24,7 @@ from typing import Any
 
 from runtime.drivers.base import DeviceConfig, Link, LinkContext
 from runtime.drivers.config import DRIVERS
-from runtime.drivers.state import ReadGroup
+from runtime.drivers.state import Plausibility, ReadGroup
 from runtime.names import program_tag
 from runtime.tags import TagDB
 
@@ -51,6 +51,11 @@ class DriverManager:
         self._fresh: dict[Hashable, tuple[Mapping[str, Any], float]] = {}
         self._health: dict[str, Mapping[str, Any]] = {}
         self._groups: dict[Hashable, ReadGroup] = {}
+        # input tag -> its device's plausibility checks, for the read groups the links declare
+        self._checks: dict[str, Plausibility] = {}
+        for device in self.devices:
+            checks = Plausibility(device.name, device.plausible, device.poll)
+            self._checks.update(dict.fromkeys(device.plausible, checks))
         self.links: list[Link] = []
         ctx = LinkContext(self, db.defs, monotonic, wall)
         by_driver: dict[str, list[DeviceConfig]] = {}
@@ -82,7 +87,8 @@ class DriverManager:
     # ---- Sink (called on the I/O loop) ---------------------------------------------------------------------
 
     def declare(self, key: Hashable, tags: Sequence[str], stale_after: float) -> None:
-        self._groups[key] = ReadGroup(tuple(tags), stale_after)
+        checks = next((self._checks[tag] for tag in tags if tag in self._checks), None)  # a group is one device's
+        self._groups[key] = ReadGroup(tuple(tags), stale_after, checks)
 
     def publish(self, key: Hashable, values: Mapping[str, Any], stamp: float) -> None:
         with self._lock:

@@ -7,13 +7,20 @@ in-process ``InlinePort`` (inline.py, values polled in the latch phase itself).
 - ``ReadGroup``: the tags one read delivers together (a Modbus block, a VE.Direct field, one inline poll).
   ``latch`` puts a read into the image: the tags read are GOOD with their stamp, the group's other tags go BAD
   keeping their last value; ``age`` turns GOOD tags STALE when nothing fresh came within ``stale_after``.
+- ``Plausibility``: one device's plausible inputs (io_map ``range`` and ``max_rate`` of a point). A read group
+  hands every read through it before the latch: a reading outside its range, or further from the last
+  plausible one than ``max_rate`` allows, is left out of the read (so its tag goes BAD, value kept: an
+  implausible answer never makes a tag GOOD) and counted in ``dev.<name>.errors_implausible``.
 - ``HealthCounters``: up/down, failed requests in total and by kind, the time of the last good read, and
   the health tag names ``dev.<name>.*`` they are published under (``health_tags`` declares them).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.names import device_tag
@@ -24,6 +31,10 @@ REFUSED = "refused"  # could not connect or open the port, or the connection was
 EXCEPTION = "exception"  # the device answered with a Modbus exception response
 DECODE = "decode"  # malformed or short answer, bad checksum, truncated frame, value not representable
 ERROR_KINDS = (TIMEOUT, REFUSED, EXCEPTION, DECODE)
+IMPLAUSIBLE = "implausible"  # a reading outside its point's range or changing faster than its max_rate
+LOG_EVERY = 60.0  # s: at most one log line per device about implausible readings, with a count of the rest
+
+log = logging.getLogger("battplc.drivers")
 
 def health_tags(device: str) -> list[TagDef]:
     """The health tags of one device: up, total errors, errors by kind, time of the last good read."""
@@ -35,23 +46,101 @@ def health_tags(device: str) -> list[TagDef]:
     ]
     tags += [TagDef(device_tag(device, f"errors_{kind}"), TagType.INT, "count", f"{kind} errors of device {device}")
              for kind in ERROR_KINDS]
+    tags.append(TagDef(device_tag(device, f"errors_{IMPLAUSIBLE}"), TagType.INT, "count",
+                       f"readings of device {device} refused as implausible (outside range or max_rate)"))
     return tags
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """What a real reading of one input can be: within ``low..high``, moving at most ``max_rate`` a second."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    max_rate: float | None = None
+
+
+class Plausibility:
+    """The plausibility checks of one device's inputs, and the count of readings they refused.
+
+    ``poll``: the device's poll period. A step (a cell's voltage when the current steps) is spread over at
+    least one poll, so two readings closer than that are judged as if a poll apart. Each input is compared
+    with its last *plausible* reading: a single wild answer is refused and the next true one accepted, and a
+    real jump larger than ``max_rate`` is believed once enough time has passed for it.
+    """
+
+    def __init__(self, device: str, limits: Mapping[str, Plausible], poll: float) -> None:
+        self.device = device
+        self.limits = dict(limits)
+        self.poll = poll
+        self.refused = 0
+        self.count_tag = device_tag(device, f"errors_{IMPLAUSIBLE}")
+        self._last: dict[str, tuple[float, float]] = {}  # tag -> (last plausible reading, its stamp)
+        self._next_log = -math.inf
+        self._unlogged = 0
+
+    def filter(self, db: TagDB, read: Mapping[str, Any], tags: tuple[str, ...], stamp: float) -> Mapping[str, Any]:
+        """``read`` without its implausible readings of ``tags`` (the checked tags of one group)."""
+        refused: dict[str, str] = {}
+        for tag in tags:
+            if tag in read:
+                why = self._judge(tag, read[tag], stamp)
+                if why:
+                    refused[tag] = why
+        if not refused:
+            return read
+        self.refused += len(refused)
+        if self.count_tag in db.values:
+            db.values[self.count_tag] = self.refused
+        self._log(refused, stamp)
+        return {tag: value for tag, value in read.items() if tag not in refused}
+
+    def _judge(self, tag: str, value: Any, stamp: float) -> str:
+        """Why the reading is implausible ("" if it is not); a plausible one becomes the new reference."""
+        limits = self.limits[tag]
+        value = float(value)
+        if not limits.low <= value <= limits.high:
+            return f"{tag} = {value:g} is outside {limits.low:g}..{limits.high:g}"
+        last = self._last.get(tag)
+        if limits.max_rate is not None and last is not None:
+            elapsed = max(stamp - last[1], self.poll)
+            if abs(value - last[0]) > limits.max_rate * elapsed:
+                return (f"{tag} = {value:g} moved {value - last[0]:+g} from {last[0]:g} in {stamp - last[1]:.3g} s "
+                        f"(max_rate {limits.max_rate:g}/s)")
+        self._last[tag] = (value, stamp)
+        return ""
+
+    def _log(self, refused: Mapping[str, str], stamp: float) -> None:
+        # A device that keeps lying must not flood the journal: one line a minute, with how many were not told.
+        if stamp < self._next_log:
+            self._unlogged += len(refused)
+            return
+        more = f" ({self._unlogged} more refused since the last line)" if self._unlogged else ""
+        log.warning("device %s: implausible reading(s), BAD until plausible again: %s%s", self.device,
+                    "; ".join(refused.values()), more)
+        self._next_log, self._unlogged = stamp + LOG_EVERY, 0
 
 
 class ReadGroup:
     """The tags one read delivers together, and when they were last fresh."""
 
-    __slots__ = ("tags", "stale_after", "fresh", "stale", "all_good")
+    __slots__ = ("tags", "stale_after", "fresh", "stale", "all_good", "plausibility", "checked")
 
-    def __init__(self, tags: tuple[str, ...], stale_after: float) -> None:
+    def __init__(self, tags: tuple[str, ...], stale_after: float, plausibility: Plausibility | None = None) -> None:
         self.tags = tags
         self.stale_after = stale_after
         self.fresh: float | None = None  # stamp of the last read that delivered something
         self.stale = False
         self.all_good = dict.fromkeys(tags, Quality.GOOD)
+        self.checked = tuple(t for t in tags if plausibility is not None and t in plausibility.limits)
+        self.plausibility = plausibility if self.checked else None
 
     def latch(self, db: TagDB, read: Mapping[str, Any], stamp: float) -> None:
-        """Put one read into the image: the tags in ``read`` GOOD, the group's others BAD (value kept)."""
+        """Put one read into the image: the tags in ``read`` GOOD, the group's others BAD (value kept); an
+        implausible reading (``Plausibility``) counts as not read."""
+        fresh = bool(read)
+        if self.plausibility is not None and read:
+            read = self.plausibility.filter(db, read, self.checked, stamp)
         if len(read) == len(self.tags):
             # The common case, a complete read: dict-level updates keep the latch short (it holds the GIL).
             db.values.update(read)
@@ -66,7 +155,7 @@ class ReadGroup:
                     stamps[tag] = stamp
                 else:
                     quality[tag] = Quality.BAD
-        if read:
+        if fresh:  # the device answered, even if with nonsense: its tags are BAD, not STALE
             self.fresh = stamp
             self.stale = False
 
