@@ -15,10 +15,13 @@ Reference, key by key::
 
         stale_after:         an input with no fresh value for this long turns STALE, default 2.4s;
                              must be longer than poll
-        backoff:             reconnect delays after a device or connection fails
+        backoff:             reconnect delays after a connection (TCP, serial port) fails or cannot be made
           initial:           first delay, default 1s; doubles after each failure
-          max:               cap, default 30s
-                             (devices sharing a connection reconnect together, with the smallest values)
+          max:               cap, default 30s; never longer than the poll period (1s for VE.Direct), so
+                             a device that answers again is read again within two poll periods
+                             (devices sharing a connection reconnect together, with the smallest values).
+                             A device that stops answering on a live connection is not backed off but
+                             probed: one short request per poll period, a full poll once it answers.
 
         inputs:              list of points read from the device; each tag may be fed by one point only
           - tag:             required. a tag of tags.yaml
