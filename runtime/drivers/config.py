@@ -55,7 +55,8 @@ requests/frames), ``dev.<name>.errors_timeout``, ``_refused`` (connect/open fail
 ``_exception`` (Modbus exception answer), ``_decode`` (short or malformed answer, bad checksum, truncated
 frame), ``dev.<name>.errors_implausible`` (readings refused by ``range``/``max_rate``; not part of
 ``.errors``, which counts failed requests and frames), and ``dev.<name>.last_good`` (float, seconds since the
-epoch of the last good read, 0 if none).
+epoch of the last good read, 0 if none). With a device that takes outputs, ``alarm.output_device_down``
+(bool): a device with outputs failed its last poll; the charts writing to it hold their safe step meanwhile.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ from runtime.config.schema import (
 from runtime.config.yamlloc import load_file
 from runtime.drivers import modbus, vedirect
 from runtime.drivers.base import DeviceConfig, Driver
-from runtime.drivers.state import Plausible, health_tags
+from runtime.drivers.state import Plausible, health_tags, output_alarm_tag
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 # Every driver, one line per driver module: io_map.yaml's ``driver:`` picks one by name.
@@ -213,6 +214,11 @@ def load_io_map(path: Path | str, db: TagDB, errors: Errors) -> list[DeviceConfi
         if built is not None:
             devices.append(built)
     builder.check_outputs_are_not_inputs()
+    if any(device.outputs for device in devices):
+        try:
+            db.ensure(output_alarm_tag())
+        except ValueError as exc:
+            errors.add(base, str(exc))
     for device in devices:
         for tag in health_tags(device.name):
             try:

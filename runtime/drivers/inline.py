@@ -4,7 +4,8 @@
 latch phase and commits changed outputs inline. Qualities and health come from state.py, the same code the
 threaded ``DriverManager`` uses: a good poll sets its tags GOOD, a poll that raises sets the device's inputs
 BAD (values kept), GOOD inputs go STALE after ``stale_after``, and the device health tags (``dev.<name>.up``,
-``.errors``, ``.errors_<kind>``, ``.last_good``) count as on a real link, where the database declares them.
+``.errors``, ``.errors_<kind>``, ``.last_good``) count as on a real link, where the database declares them,
+and so does ``alarm.output_device_down``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from runtime.drivers.state import (
     REFUSED,
     TIMEOUT,
     HealthCounters,
+    OutputDevicesWatch,
     Plausibility,
     ReadGroup,
     health_tags,
+    output_watch,
 )
 from runtime.tags import TagDB
 
@@ -67,6 +70,7 @@ class InlinePort:
         self._devices = [_InlineDevice(p) for p in self.pollers]
         self._outputs = frozenset(point.tag for p in self.pollers for point in p.config.outputs)
         self._db: TagDB | None = None  # the database the health flags were worked out for
+        self._watch: OutputDevicesWatch | None = None
 
     @property
     def failures(self) -> dict[str, int]:
@@ -78,11 +82,14 @@ class InlinePort:
             self._db = db
             for device in self._devices:
                 device.publish_health = all(tag.name in db.defs for tag in health_tags(device.config.name))
+            self._watch = output_watch([device.config for device in self._devices if device.publish_health], db)
         for device in self._devices:
             if now >= device.due:
                 device.due = now + device.period
                 self._poll(device, db, now)
             device.group.age(db.quality, now)
+        if self._watch is not None:
+            self._watch.update(db.values)
 
     def _poll(self, device: _InlineDevice, db: TagDB, now: float) -> None:
         try:

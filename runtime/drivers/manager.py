@@ -24,7 +24,7 @@ from typing import Any
 
 from runtime.drivers.base import DeviceConfig, Link, LinkContext
 from runtime.drivers.config import DRIVERS
-from runtime.drivers.state import Plausibility, ReadGroup
+from runtime.drivers.state import Plausibility, ReadGroup, output_watch
 from runtime.names import program_tag
 from runtime.tags import TagDB
 
@@ -76,6 +76,7 @@ class DriverManager:
                     failsafe = db.defs[point.tag].coerce(point.failsafe) if point.failsafe is not None \
                         else db.defs[point.tag].safe_value
                     self._routes.setdefault(point.tag, []).append(_Route(link, config.name, failsafe))
+        self._watch = output_watch(self.devices, db)
         self._owners = {tag: tuple(faults) for tag, faults in (owners or {}).items() if tag in self._routes}
         self._in_failsafe: set[str] = set()
         # Devices get the image's current outputs at connect, so they start from a known setpoint.
@@ -112,6 +113,8 @@ class DriverManager:
             values.update(snapshot)
         for group in groups.values():
             group.age(quality, now)
+        if self._watch is not None:
+            self._watch.update(values)
         if self._owners:
             self._follow_faults(values)
 

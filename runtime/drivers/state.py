@@ -13,13 +13,15 @@ in-process ``InlinePort`` (inline.py, values polled in the latch phase itself).
   implausible answer never makes a tag GOOD) and counted in ``dev.<name>.errors_implausible``.
 - ``HealthCounters``: up/down, failed requests in total and by kind, the time of the last good read, and
   the health tag names ``dev.<name>.*`` they are published under (``health_tags`` declares them).
+- ``OutputDevicesWatch``: ``alarm.output_device_down`` while a device that takes outputs failed its last poll
+  (the charts writing to it are held safe meanwhile: runtime/sfc/load.py); both ports update it at latch.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +168,35 @@ class ReadGroup:
             for tag in self.tags:
                 if quality[tag] is Quality.GOOD:
                     quality[tag] = Quality.STALE
+
+
+OUTPUT_DEVICE_DOWN = "alarm.output_device_down"
+
+
+def output_alarm_tag() -> TagDef:
+    """The alarm raised while a device that takes outputs does not answer (declared with an io_map that has one)."""
+    return TagDef(OUTPUT_DEVICE_DOWN, TagType.BOOL, "",
+                  "a device that takes outputs does not answer: the charts writing to it hold their safe step")
+
+
+class OutputDevicesWatch:
+    """Raises ``alarm.output_device_down`` while a device with outputs is down after a failure (not before
+    its first answer at start: it has not failed yet), from its health tags in the image."""
+
+    def __init__(self, devices: Iterable[str]) -> None:
+        self.health = tuple((device_tag(d, "up"), device_tag(d, "errors")) for d in devices)
+
+    def update(self, values: MutableMapping[str, Any]) -> None:
+        down = any(not values[up] and values[errors] for up, errors in self.health)
+        if values[OUTPUT_DEVICE_DOWN] != down:
+            values[OUTPUT_DEVICE_DOWN] = down
+
+
+def output_watch(devices: Iterable[Any], db: TagDB) -> OutputDevicesWatch | None:
+    """The watch over the ``devices`` (DeviceConfigs) that take outputs, where ``db`` declares its tags."""
+    names = [d.name for d in devices if d.outputs
+             and all(t in db.defs for t in (device_tag(d.name, "up"), device_tag(d.name, "errors")))]
+    return OutputDevicesWatch(names) if names and OUTPUT_DEVICE_DOWN in db.defs else None
 
 
 class HealthCounters:

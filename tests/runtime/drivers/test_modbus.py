@@ -151,9 +151,11 @@ def test_a_hung_device_is_probed_and_back_at_once_whatever_its_backoff(server: S
         assert h.until(all_good)
         behaviour.silent = True
         assert h.until(lambda db: db.values["dev.meter.errors_timeout"] >= 3)  # probes keep coming while it hangs
+        assert db.values["alarm.output_device_down"] is True  # the meter takes outputs here
         writes = len(behaviour.writes)
         behaviour.silent = False
         assert h.until(all_good)  # the old 30 s backoff would still be waiting
+        assert h.until(lambda db: db.values["alarm.output_device_down"] is False)
         assert len(behaviour.writes) > writes  # and its outputs were written again on its return
     finally:
         behaviour.silent = False
