@@ -220,6 +220,7 @@ class Driver:
 
     ``keys``: its own device keys as schema fields (config.py adds the common ones: driver, stale_after,
     backoff, inputs, outputs); keys that are not ``DeviceConfig`` fields land in ``DeviceConfig.options``.
+    ``input_schema``: a ``Schema`` of its input point keys (config.py adds ``range`` and ``max_rate``).
     ``input_point`` / ``output_point``: ``(point, rules) -> point | None`` checks one validated point of
     ``input_schema`` / ``output_schema`` with the driver's point rules, reporting through ``rules``
     (``config.PointRules``); ``output_schema`` None: the device takes no outputs.

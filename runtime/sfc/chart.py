@@ -205,5 +205,6 @@ class Chart(Program):
 
     @property
     def held(self) -> bool:
-        """True while a required input is not GOOD or enable is false (the chart holds its safe step)."""
+        """True while a required input is not GOOD, a device its outputs go to is down, or enable is false (the
+        chart holds its safe step)."""
         return self._held
