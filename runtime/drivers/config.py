@@ -50,13 +50,16 @@ Reference, key by key::
             <the driver's point keys: see the driver's file>
 
 Health tags declared for every device (read-only; a tags.yaml entry of the same name and type wins):
-``dev.<name>.up`` (bool, the last poll read every block), ``dev.<name>.errors`` (int, all failed
+``dev.<name>.up`` (bool, the last poll read every block), ``dev.<name>.reachable`` (bool, the last request
+got an answer, good or not: false after a timeout or a refused or lost connection, and before the first
+answer), ``dev.<name>.errors`` (int, all failed
 requests/frames), ``dev.<name>.errors_timeout``, ``_refused`` (connect/open failed or connection lost),
 ``_exception`` (Modbus exception answer), ``_decode`` (short or malformed answer, bad checksum, truncated
 frame), ``dev.<name>.errors_implausible`` (readings refused by ``range``/``max_rate``; not part of
 ``.errors``, which counts failed requests and frames), and ``dev.<name>.last_good`` (float, seconds since the
 epoch of the last good read, 0 if none). With a device that takes outputs, ``alarm.output_device_down``
-(bool): a device with outputs failed its last poll; the charts writing to it hold their safe step meanwhile.
+(bool): a device with outputs is not reachable after a failure; the charts writing to it hold their safe step
+meanwhile (runtime/sfc/load.py).
 """
 
 from __future__ import annotations

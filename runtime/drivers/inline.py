@@ -108,6 +108,7 @@ class InlinePort:
             db.values[health.last_good_tag] = self.epoch + now
             if health.count_good(self.epoch + now):
                 db.values[health.up_tag] = True
+                db.values[health.reachable_tag] = True
         if device.resend:  # as the threaded driver does after a reconnect: outputs again, all of them
             device.resend = False
             self._write(device, db, {tag: db.values[tag] for tag in device.outputs})
@@ -120,6 +121,7 @@ class InlinePort:
             values[health.errors_tag] = health.errors
             values[health.kind_tags[failure]] = health.by_kind[failure]
             values[health.up_tag] = False
+            values[health.reachable_tag] = health.reachable
 
     def commit(self, changed: Mapping[str, Any], db: TagDB) -> None:
         if changed.keys().isdisjoint(self._outputs):  # most scans change no device output

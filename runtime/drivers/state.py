@@ -13,7 +13,7 @@ in-process ``InlinePort`` (inline.py, values polled in the latch phase itself).
   implausible answer never makes a tag GOOD) and counted in ``dev.<name>.errors_implausible``.
 - ``HealthCounters``: up/down, failed requests in total and by kind, the time of the last good read, and
   the health tag names ``dev.<name>.*`` they are published under (``health_tags`` declares them).
-- ``OutputDevicesWatch``: ``alarm.output_device_down`` while a device that takes outputs failed its last poll
+- ``OutputDevicesWatch``: ``alarm.output_device_down`` while a device that takes outputs is not reachable
   (the charts writing to it are held safe meanwhile: runtime/sfc/load.py); both ports update it at latch.
 """
 
@@ -33,6 +33,7 @@ REFUSED = "refused"  # could not connect or open the port, or the connection was
 EXCEPTION = "exception"  # the device answered with a Modbus exception response
 DECODE = "decode"  # malformed or short answer, bad checksum, truncated frame, value not representable
 ERROR_KINDS = (TIMEOUT, REFUSED, EXCEPTION, DECODE)
+UNREACHABLE = (TIMEOUT, REFUSED)  # failures after which nobody knows whether the device hears us
 IMPLAUSIBLE = "implausible"  # a reading outside its point's range or changing faster than its max_rate
 LOG_EVERY = 60.0  # s: at most one log line per device about implausible readings, with a count of the rest
 
@@ -42,6 +43,9 @@ def health_tags(device: str) -> list[TagDef]:
     """The health tags of one device: up, total errors, errors by kind, time of the last good read."""
     tags = [
         TagDef(device_tag(device, "up"), TagType.BOOL, "", f"device {device} answered its last poll completely"),
+        TagDef(device_tag(device, "reachable"), TagType.BOOL, "",
+               f"device {device} answered its last request, well or not (false after a timeout or a refused or "
+               f"lost connection, and before its first answer)"),
         TagDef(device_tag(device, "errors"), TagType.INT, "count", f"failed requests/frames of device {device}"),
         TagDef(device_tag(device, "last_good"), TagType.FLOAT, "s",
                f"time of the last good read of device {device}, seconds since the epoch (0 = never)"),
@@ -180,14 +184,14 @@ def output_alarm_tag() -> TagDef:
 
 
 class OutputDevicesWatch:
-    """Raises ``alarm.output_device_down`` while a device with outputs is down after a failure (not before
-    its first answer at start: it has not failed yet), from its health tags in the image."""
+    """Raises ``alarm.output_device_down`` while a device with outputs is not reachable after a failure (not
+    before its first answer at start: it has not failed yet), from its health tags in the image."""
 
     def __init__(self, devices: Iterable[str]) -> None:
-        self.health = tuple((device_tag(d, "up"), device_tag(d, "errors")) for d in devices)
+        self.health = tuple((device_tag(d, "reachable"), device_tag(d, "errors")) for d in devices)
 
     def update(self, values: MutableMapping[str, Any]) -> None:
-        down = any(not values[up] and values[errors] for up, errors in self.health)
+        down = any(not values[reachable] and values[errors] for reachable, errors in self.health)
         if values[OUTPUT_DEVICE_DOWN] != down:
             values[OUTPUT_DEVICE_DOWN] = down
 
@@ -195,16 +199,19 @@ class OutputDevicesWatch:
 def output_watch(devices: Iterable[Any], db: TagDB) -> OutputDevicesWatch | None:
     """The watch over the ``devices`` (DeviceConfigs) that take outputs, where ``db`` declares its tags."""
     names = [d.name for d in devices if d.outputs
-             and all(t in db.defs for t in (device_tag(d.name, "up"), device_tag(d.name, "errors")))]
+             and all(t in db.defs for t in (device_tag(d.name, "reachable"), device_tag(d.name, "errors")))]
     return OutputDevicesWatch(names) if names and OUTPUT_DEVICE_DOWN in db.defs else None
 
 
 class HealthCounters:
-    """One device's health: up after a good read, down after a failure; failures counted in total and by kind."""
+    """One device's health: up after a good read, down after a failure; reachable while it answers at all;
+    failures counted in total and by kind."""
 
     def __init__(self, device: str) -> None:
         self.device = device
         self.up = False
+        self.reachable = False
+        self.reachable_tag = device_tag(device, "reachable")
         self.errors = 0
         self.by_kind = dict.fromkeys(ERROR_KINDS, 0)
         self.last_good = 0.0
@@ -216,6 +223,7 @@ class HealthCounters:
     def count_good(self, wall: float) -> bool:
         """A good read at wall time ``wall``; True when the device was down before."""
         was_up, self.up = self.up, True
+        self.reachable = True
         self.last_good = wall
         return not was_up
 
@@ -223,9 +231,11 @@ class HealthCounters:
         self.errors += 1
         self.by_kind[kind] += 1
         self.up = False
+        self.reachable = kind not in UNREACHABLE  # an exception or a garbled answer: it is there, it hears us
 
     def snapshot(self) -> dict[str, Any]:
-        out: dict[str, Any] = {self.up_tag: self.up, self.errors_tag: self.errors, self.last_good_tag: self.last_good}
+        out: dict[str, Any] = {self.up_tag: self.up, self.reachable_tag: self.reachable, self.errors_tag: self.errors,
+                               self.last_good_tag: self.last_good}
         for kind, count in self.by_kind.items():
             out[self.kind_tags[kind]] = count
         return out

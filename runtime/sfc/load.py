@@ -41,8 +41,9 @@ def load_chart(path: Path | str, db: TagDB, errors: Errors, site: Any = None, *,
 
     ``site`` (optional) gives the program list, so a reference to a chart that is not one of the site's
     programs is an error at once, the ``arbitration`` lists of tags.yaml, and its devices: the chart is also
-    held in its safe step while a device its outputs are written to is not up (``dev.<name>.up``). ``chart_class`` builds a
-    variant of the executor (the benchmark's naive reference).
+    held in its safe step while a device its outputs are written to does not answer
+    (``dev.<name>.reachable``). ``chart_class`` builds a variant of the executor (the benchmark's naive
+    reference).
     """
     decl = read_chart(path, errors)
     if decl is None:
@@ -85,9 +86,9 @@ class _Builder:
         required = [tag for tag, _ in decl.requires if tag in self.db]
         self.reads.update(required)
         enable = self._compile(decl.enable, BOOL, "enable") if decl.enable else None
-        devices_up = self._output_devices_up({output.tag for output in outputs})
-        self.reads.update(devices_up)
-        guard = all_of(quality_guard(required), true_guard(devices_up), enable.code if enable else None)
+        devices_reachable = self._output_devices({output.tag for output in outputs})
+        self.reads.update(devices_reachable)
+        guard = all_of(quality_guard(required), true_guard(devices_reachable), enable.code if enable else None)
         conditions = {t.number: self._compile(t.when, BOOL, "a condition") for t in decl.transitions}
         slots = {output.tag: output.slot for output in outputs}
         plans = [self._plan(code, step, slots) for code, step in enumerate(decl.steps.values())]
@@ -108,16 +109,16 @@ class _Builder:
 
     # ---- pieces ---------------------------------------------------------------------------------------------
 
-    def _output_devices_up(self, outputs: set[str]) -> list[str]:
-        """``dev.<name>.up`` of every device (io_map outputs) the chart's outputs are written to.
+    def _output_devices(self, outputs: set[str]) -> list[str]:
+        """``dev.<name>.reachable`` of every device (io_map outputs) the chart's outputs are written to.
 
         A chart commanding a device nobody hears (a hung charger) would keep its outputs on and ramp its
         setpoints into the void; held in its safe step instead, its outputs drop to their idle values, which
         the device gets first when it answers again. The programs themselves name no device.
         """
-        up = [device_tag(device.name, "up") for device in self.devices
-              if any(point.tag in outputs for point in device.outputs)]
-        return [tag for tag in up if tag in self.db.defs]
+        reachable = [device_tag(device.name, "reachable") for device in self.devices
+                     if any(point.tag in outputs for point in device.outputs)]
+        return [tag for tag in reachable if tag in self.db.defs]
 
     def _check_state_tags(self) -> None:
         """tags.yaml may declare sfc.<chart>.step (e.g. to map it to Modbus); its names must be the steps."""

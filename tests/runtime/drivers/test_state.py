@@ -1,4 +1,5 @@
-"""Tests for runtime/drivers/state.py: one read group's qualities and staleness, one device's health counters."""
+"""Tests for runtime/drivers/state.py: read groups (qualities, staleness, plausibility), health counters, the output
+devices alarm."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from runtime.drivers.state import (
     DECODE,
     TIMEOUT,
     HealthCounters,
+    OutputDevicesWatch,
     Plausibility,
     Plausible,
     ReadGroup,
@@ -112,3 +114,24 @@ def test_implausible_readings_log_one_line_a_minute_with_a_count(caplog: pytest.
         group.latch(db, {"cell": 9.0}, float(second))
     lines = [r.getMessage() for r in caplog.records if "implausible" in r.getMessage()]
     assert len(lines) == 2 and "59 more refused" in lines[1]
+
+
+def test_reachable_is_about_any_answer_and_the_output_alarm_follows_it_after_a_failure() -> None:
+    health = HealthCounters("charger")
+    assert health.reachable is False  # nothing heard yet
+    health.count_good(1.0)
+    health.count_failure(DECODE)  # a garbled answer: not up, but it is there and hears us
+    assert (health.up, health.reachable) == (False, True)
+    health.count_failure(TIMEOUT)
+    assert (health.up, health.reachable) == (False, False)
+
+    watch = OutputDevicesWatch(["charger"])
+    values = {"dev.charger.reachable": False, "dev.charger.errors": 0, "alarm.output_device_down": False}
+    watch.update(values)
+    assert values["alarm.output_device_down"] is False  # at start, before a first answer: no failure yet
+    values["dev.charger.errors"] = 1
+    watch.update(values)
+    assert values["alarm.output_device_down"] is True
+    values["dev.charger.reachable"] = True
+    watch.update(values)
+    assert values["alarm.output_device_down"] is False
