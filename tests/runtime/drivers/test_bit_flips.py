@@ -1,10 +1,10 @@
-"""Bit flips on the wire with the framing intact (tools/plantsim banks, the drivers' inline path, the whole
-application): io_map's range/max_rate (runtime/drivers/state.py ``Plausibility``) keep them from the programs."""
+"""Bit flips on the wire with the framing intact (the plant's ``bitflip`` sensor fault, the drivers' inline path,
+the whole application): io_map's range/max_rate (runtime/drivers/state.py ``Plausibility``) keep them from the
+programs."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,34 +12,16 @@ from runtime.site import REPO_ROOT
 from tools.plantsim.scenario import load_scenario
 from tools.plantsim.sim import Simulation
 
-CELLS = 0x1200  # the cell block of bms1 (io_map.yaml)
-FLIPPED_READ = 300  # the 300th read of the cell block, five minutes in (poll 1 s)
-
-
-def flip_once(bank: Any, bit: int, cell: int) -> None:
-    """The bank answers one read of the cell block with ``bit`` of cell ``cell`` (0-based) flipped."""
-    load: Callable[..., list[Any]] = bank.load
-    reads = 0
-
-    def flipped(table: str, address: int, count: int) -> list[Any]:
-        nonlocal reads
-        words = load(table, address, count)
-        if address == CELLS:
-            reads += 1
-            if reads == FLIPPED_READ:
-                words = list(words)
-                words[cell] ^= 1 << bit
-        return words
-    bank.load = flipped
-
 
 def run(site: Path, tmp_path: Path) -> dict[str, list[Any]]:
-    """Ten minutes of a sunny noon at 100 ms scans with bit 9 (512 mV) of cell 3 flipped in one answer."""
+    """Six minutes of a sunny noon at 100 ms scans with bit 9 (512 mV) of cell 3 flipped for one second: the
+    one answer of that second (poll 1 s)."""
     scenario = tmp_path / "flip.yaml"
-    scenario.write_text(f"start: 2026-06-21T12:00:00\nduration: 10min\nscan: 100ms\nsite: {site}\n"
-                        "plant: {soc: 50, temperature: 20, ambient: 20}\npv: 2000\nhouse: 400\n", encoding="utf-8")
+    scenario.write_text(f"start: 2026-06-21T12:00:00\nduration: 6min\nscan: 100ms\nsite: {site}\n"
+                        "plant: {soc: 50, temperature: 20, ambient: 20}\npv: 2000\nhouse: 400\nevents:\n"
+                        "  - {at: 3min, fault: {device: bms1, kind: bitflip, tag: bms1.cell_3, value: 9, for: 1s}}\n",
+                        encoding="utf-8")
     simulation = Simulation(load_scenario(scenario))
-    flip_once(simulation.devices.banks["bms1"], bit=9, cell=2)
     seen: dict[str, list[Any]] = {"alarm": [], "cell_good": [], "input_bad": []}
 
     def observe(scan: Any) -> None:
