@@ -149,7 +149,7 @@ CASES = {
     "range upside down": (HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, range: [5, 0]}   #!\n",
                           "low < high"),
     "range not finite": (HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, range: [0, .inf]}   #!\n",
-                         "finite numbers"),
+                         "expected a finite number"),
     "max_rate not positive": (HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, max_rate: 0}   #!\n",
                               "positive change per second"),
     "range of a bool": (HEAD + "    inputs:\n      - {tag: t.bit3, table: coil, address: 0, range: [0, 1]}   #!\n",
