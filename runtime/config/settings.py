@@ -47,6 +47,7 @@ class MetricsSettings:
     enabled: bool
     listen: str
     port: int
+    max_scrapes_per_s: int  # beyond it a scrape is answered 429 with Retry-After
 
 
 @dataclass(frozen=True)

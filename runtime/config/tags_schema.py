@@ -131,6 +131,7 @@ METRICS = Schema({
     Optional("enabled", default=True): boolean,
     Optional("listen", default="127.0.0.1"): host,
     Optional("port", default=9108): port,
+    Optional("max_scrapes_per_s", default=20): int_range(1, 1000),
 })
 
 RETAIN = Schema({

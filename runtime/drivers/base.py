@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.drivers.codec import InputPoint, OutputPoint
-from runtime.drivers.state import HealthCounters
+from runtime.drivers.state import HealthCounters, Plausible
 from runtime.tags import TagDef
 
 log = logging.getLogger("battplc.drivers")
@@ -73,6 +73,7 @@ class DeviceConfig:
     inputs: tuple[InputPoint, ...] = ()  # or the driver's own point type (vedirect.FieldPoint)
     outputs: tuple[OutputPoint, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # a driver's own keys beyond these
+    plausible: Mapping[str, Plausible] = field(default_factory=dict, hash=False)  # input tag -> range, max_rate
     file: str = ""
     line: int = 0
 
@@ -219,6 +220,7 @@ class Driver:
 
     ``keys``: its own device keys as schema fields (config.py adds the common ones: driver, stale_after,
     backoff, inputs, outputs); keys that are not ``DeviceConfig`` fields land in ``DeviceConfig.options``.
+    ``input_schema``: a ``Schema`` of its input point keys (config.py adds ``range`` and ``max_rate``).
     ``input_point`` / ``output_point``: ``(point, rules) -> point | None`` checks one validated point of
     ``input_schema`` / ``output_schema`` with the driver's point rules, reporting through ``rules``
     (``config.PointRules``); ``output_schema`` None: the device takes no outputs.

@@ -15,10 +15,13 @@ Reference, key by key::
 
         stale_after:         an input with no fresh value for this long turns STALE, default 2.4s;
                              must be longer than poll
-        backoff:             reconnect delays after a device or connection fails
+        backoff:             reconnect delays after a connection (TCP, serial port) fails or cannot be made
           initial:           first delay, default 1s; doubles after each failure
-          max:               cap, default 30s
-                             (devices sharing a connection reconnect together, with the smallest values)
+          max:               cap, default 30s; never longer than the poll period (1s for VE.Direct), so
+                             a device that answers again is read again within two poll periods
+                             (devices sharing a connection reconnect together, with the smallest values).
+                             A device that stops answering on a live connection is not backed off but
+                             probed: one short request per poll period, a full poll once it answers.
 
         inputs:              list of points read from the device; each tag may be fed by one point only
           - tag:             required. a tag of tags.yaml
@@ -27,6 +30,17 @@ Reference, key by key::
                              enough for the tag's min..max: at least 10 steps over the range (100 for an
                              output), and an output's whole range within its raw type (checked here for
                              every driver: ``PointRules.scale``)
+            range:           [low, high]: the values a real reading can have, in the tag's unit (after
+                             scale and offset), e.g. [0, 5] for a cell's volts. A reading outside is
+                             implausible. Numeric tags only; optional (no check)
+            max_rate:        the largest change per second a real reading can make, in the tag's unit,
+                             e.g. 0.2 for a cell (V/s). Compared with the last plausible reading, and over
+                             at least one poll period (a step change lands within one poll). Optional.
+                             An implausible reading (range or max_rate) is not taken: the tag turns BAD
+                             (value kept) and dev.<name>.errors_implausible counts it; a bit flipped on
+                             the wire with the framing intact is caught this way, and never makes a tag
+                             GOOD. The shipped io_map.yaml declares both for cells, temperatures,
+                             currents, pack voltage and SoC.
 
         outputs:             list of points written to the device (drivers that take writes)
           - tag:             required. a tag of tags.yaml (any access; normally a program's output);
@@ -36,10 +50,16 @@ Reference, key by key::
             <the driver's point keys: see the driver's file>
 
 Health tags declared for every device (read-only; a tags.yaml entry of the same name and type wins):
-``dev.<name>.up`` (bool, the last poll read every block), ``dev.<name>.errors`` (int, all failed
+``dev.<name>.up`` (bool, the last poll read every block), ``dev.<name>.reachable`` (bool, the last request
+got an answer, good or not: false after a timeout or a refused or lost connection, and before the first
+answer), ``dev.<name>.errors`` (int, all failed
 requests/frames), ``dev.<name>.errors_timeout``, ``_refused`` (connect/open failed or connection lost),
 ``_exception`` (Modbus exception answer), ``_decode`` (short or malformed answer, bad checksum, truncated
-frame), and ``dev.<name>.last_good`` (float, seconds since the epoch of the last good read, 0 if none).
+frame), ``dev.<name>.errors_implausible`` (readings refused by ``range``/``max_rate``; not part of
+``.errors``, which counts failed requests and frames), and ``dev.<name>.last_good`` (float, seconds since the
+epoch of the last good read, 0 if none). With a device that takes outputs, ``alarm.output_device_down``
+(bool): a device with outputs is not reachable after a failure; the charts writing to it hold their safe step
+meanwhile (runtime/sfc/load.py).
 """
 
 from __future__ import annotations
@@ -63,6 +83,7 @@ from runtime.config.schema import (
     Required,
     Schema,
     Where,
+    number,
     one_of,
     positive_duration,
     string,
@@ -71,7 +92,7 @@ from runtime.config.schema import (
 from runtime.config.yamlloc import load_file
 from runtime.drivers import modbus, vedirect
 from runtime.drivers.base import DeviceConfig, Driver
-from runtime.drivers.state import health_tags
+from runtime.drivers.state import Plausible, health_tags, output_alarm_tag
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 # Every driver, one line per driver module: io_map.yaml's ``driver:`` picks one by name.
@@ -95,6 +116,27 @@ def device_name(value: Any) -> str:
     return value
 
 
+def value_range(value: Any) -> tuple[float, float]:
+    """``[low, high]``: two finite numbers, low below high."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise Invalid(f"expected [low, high], got {value!r}")
+    low, high = number(value[0]), number(value[1])
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise Invalid(f"expected [low, high] with finite numbers and low < high, got {value!r}")
+    return low, high
+
+
+def rate(value: Any) -> float:
+    """A positive, finite change per second."""
+    value = number(value)
+    if not math.isfinite(value) or value <= 0:
+        raise Invalid(f"expected a positive change per second, got {value!r}")
+    return value
+
+
+# Keys every driver's input points take, beside its own (``Driver.input_schema``).
+PLAUSIBLE_KEYS = {Optional("range"): value_range, Optional("max_rate"): rate}
+
 # ---- schemas -----------------------------------------------------------------------------------------------
 
 BACKOFF = Schema({
@@ -111,7 +153,7 @@ def device_schema(driver: Driver) -> Schema:
         Optional("backoff", default=lambda: {"initial": DeviceConfig.backoff_initial,
                                              "max": DeviceConfig.backoff_max}): BACKOFF,
         **driver.keys,
-        Optional("inputs", default=list): ListOf(driver.input_schema),
+        Optional("inputs", default=list): ListOf(Schema({**driver.input_schema.fields, **PLAUSIBLE_KEYS})),
     }
     if driver.output_schema is not None:
         keys[Optional("outputs", default=list)] = ListOf(driver.output_schema)
@@ -175,6 +217,11 @@ def load_io_map(path: Path | str, db: TagDB, errors: Errors) -> list[DeviceConfi
         if built is not None:
             devices.append(built)
     builder.check_outputs_are_not_inputs()
+    if any(device.outputs for device in devices):
+        try:
+            db.ensure(output_alarm_tag())
+        except ValueError as exc:
+            errors.add(base, str(exc))
     for device in devices:
         for tag in health_tags(device.name):
             try:
@@ -249,6 +296,8 @@ class _Builder:
         inputs = [self.input(driver, name, p, where.child("inputs", raw).child(i, raw.get("inputs")),
                              raw["inputs"][i])
                   for i, p in enumerate(_valid(doc.get("inputs"))) if p is not None]
+        plausible = {p["tag"]: Plausible(*p.get("range", (-math.inf, math.inf)), p.get("max_rate"))
+                     for p in _valid(doc.get("inputs")) if p is not None and ("range" in p or "max_rate" in p)}
         outputs = [self.output(driver, p, where.child("outputs", raw).child(i, raw.get("outputs")),
                                raw["outputs"][i])
                    for i, p in enumerate(_valid(doc.get("outputs"))) if p is not None]
@@ -269,7 +318,8 @@ class _Builder:
         device = DeviceConfig(
             name=name, driver=driver.name, stale_after=doc["stale_after"], backoff_initial=backoff["initial"],
             backoff_max=backoff["max"], inputs=tuple(p for p in inputs if p is not None),
-            outputs=tuple(p for p in outputs if p is not None), file=where.file, line=where.line,
+            outputs=tuple(p for p in outputs if p is not None), plausible=plausible, file=where.file,
+            line=where.line,
             options={key: value for key, value in own.items() if key not in _DEVICE_FIELDS},
             **{key: value for key, value in own.items() if key in _DEVICE_FIELDS},
         )
@@ -315,7 +365,12 @@ class _Builder:
                                        f"an input tag may be fed by one device point only")
             return None
         self.fed[p["tag"]] = f"device {device!r} at {where.file}:{where.line}"
-        return driver.input_point(p, PointRules(self.errors, self.db.defs[p["tag"]], where, raw))
+        tag = self.db.defs[p["tag"]]
+        if ("range" in p or "max_rate" in p) and tag.type not in (TagType.INT, TagType.FLOAT):
+            key = "range" if "range" in p else "max_rate"
+            self.errors.add(where.child(key, raw), f"{key} is for numeric tags; {tag.name!r} is {tag.type}")
+            return None
+        return driver.input_point(p, PointRules(self.errors, tag, where, raw))
 
     def output(self, driver: Driver, p: dict, where: Where, raw: Any) -> Any:
         tag_where = where.child("tag", raw)

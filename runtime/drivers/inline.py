@@ -5,7 +5,7 @@ latch phase and commits changed outputs inline. Qualities and health come from s
 threaded ``DriverManager`` uses: a good poll sets its tags GOOD, a poll that raises sets the device's inputs
 BAD (values kept), GOOD inputs go STALE after ``stale_after``, and the device health tags (``dev.<name>.up``,
 ``.errors``, ``.errors_<kind>``, ``.last_good``, ``.age``) count as on a real link, where the database declares
-them.
+them, and so does ``alarm.output_device_down``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from runtime.drivers.state import (
     TIMEOUT,
     DeviceAges,
     HealthCounters,
+    OutputDevicesWatch,
+    Plausibility,
     ReadGroup,
     health_tags,
+    output_watch,
 )
 from runtime.tags import TagDB
 
@@ -34,7 +37,8 @@ class _InlineDevice:
         self.poller = poller
         self.config = config = poller.config
         self.period = config.poll
-        self.group = ReadGroup(tuple(p.tag for p in config.inputs), config.stale_after)
+        checks = Plausibility(config.name, config.plausible, config.poll) if config.plausible else None
+        self.group = ReadGroup(tuple(p.tag for p in config.inputs), config.stale_after, checks)
         self.tag_set = frozenset(self.group.tags)
         self.health = HealthCounters(config.name)
         self.due = float("-inf")
@@ -68,6 +72,7 @@ class InlinePort:
         self._outputs = frozenset(point.tag for p in self.pollers for point in p.config.outputs)
         self._db: TagDB | None = None  # the database the health flags were worked out for
         self._ages = DeviceAges((), TagDB())
+        self._watch: OutputDevicesWatch | None = None
 
     @property
     def failures(self) -> dict[str, int]:
@@ -80,12 +85,15 @@ class InlinePort:
             for device in self._devices:
                 device.publish_health = all(tag.name in db.defs for tag in health_tags(device.config.name))
             self._ages = DeviceAges((device.config.name for device in self._devices), db)
+            self._watch = output_watch([device.config for device in self._devices if device.publish_health], db)
         for device in self._devices:
             if now >= device.due:
                 device.due = now + device.period
                 self._poll(device, db, now)
             device.group.age(db.quality, now)
         self._ages.update(db.values, self.epoch + now)
+        if self._watch is not None:
+            self._watch.update(db.values)
 
     def _poll(self, device: _InlineDevice, db: TagDB, now: float) -> None:
         try:
@@ -104,6 +112,7 @@ class InlinePort:
             db.values[health.last_good_tag] = self.epoch + now
             if health.count_good(self.epoch + now):
                 db.values[health.up_tag] = True
+                db.values[health.reachable_tag] = True
         if device.resend:  # as the threaded driver does after a reconnect: outputs again, all of them
             device.resend = False
             self._write(device, db, {tag: db.values[tag] for tag in device.outputs})
@@ -116,6 +125,7 @@ class InlinePort:
             values[health.errors_tag] = health.errors
             values[health.kind_tags[failure]] = health.by_kind[failure]
             values[health.up_tag] = False
+            values[health.reachable_tag] = health.reachable
 
     def commit(self, changed: Mapping[str, Any], db: TagDB) -> None:
         if changed.keys().isdisjoint(self._outputs):  # most scans change no device output

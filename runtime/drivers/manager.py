@@ -24,7 +24,7 @@ from typing import Any
 
 from runtime.drivers.base import DeviceConfig, Link, LinkContext
 from runtime.drivers.config import DRIVERS
-from runtime.drivers.state import DeviceAges, ReadGroup
+from runtime.drivers.state import DeviceAges, Plausibility, ReadGroup, output_watch
 from runtime.names import program_tag
 from runtime.tags import TagDB
 
@@ -53,6 +53,11 @@ class DriverManager:
         self._groups: dict[Hashable, ReadGroup] = {}
         self._wall = wall
         self._ages = DeviceAges((d.name for d in self.devices), db)
+        # input tag -> its device's plausibility checks, for the read groups the links declare
+        self._checks: dict[str, Plausibility] = {}
+        for device in self.devices:
+            checks = Plausibility(device.name, device.plausible, device.poll)
+            self._checks.update(dict.fromkeys(device.plausible, checks))
         self.links: list[Link] = []
         ctx = LinkContext(self, db.defs, monotonic, wall)
         by_driver: dict[str, list[DeviceConfig]] = {}
@@ -73,6 +78,7 @@ class DriverManager:
                     failsafe = db.defs[point.tag].coerce(point.failsafe) if point.failsafe is not None \
                         else db.defs[point.tag].safe_value
                     self._routes.setdefault(point.tag, []).append(_Route(link, config.name, failsafe))
+        self._watch = output_watch(self.devices, db)
         self._owners = {tag: tuple(faults) for tag, faults in (owners or {}).items() if tag in self._routes}
         self._in_failsafe: set[str] = set()
         # Devices get the image's current outputs at connect, so they start from a known setpoint.
@@ -84,7 +90,8 @@ class DriverManager:
     # ---- Sink (called on the I/O loop) ---------------------------------------------------------------------
 
     def declare(self, key: Hashable, tags: Sequence[str], stale_after: float) -> None:
-        self._groups[key] = ReadGroup(tuple(tags), stale_after)
+        checks = next((self._checks[tag] for tag in tags if tag in self._checks), None)  # a group is one device's
+        self._groups[key] = ReadGroup(tuple(tags), stale_after, checks)
 
     def publish(self, key: Hashable, values: Mapping[str, Any], stamp: float) -> None:
         with self._lock:
@@ -109,6 +116,8 @@ class DriverManager:
         for group in groups.values():
             group.age(quality, now)
         self._ages.update(values, self._wall())
+        if self._watch is not None:
+            self._watch.update(values)
         if self._owners:
             self._follow_faults(values)
 

@@ -10,9 +10,13 @@
 Faults, per device: a request that gets no answer within ``timeout`` is retried ``retries`` times and then
 counts a timeout; an exception answer counts an exception (not retried); a short or undecodable answer a
 decode error. The failing block's tags turn BAD at once (values kept). After a timeout or a lost connection
-the rest of that poll is skipped and the device waits out an exponential backoff before its next poll, so a
-dead unit behind a gateway costs its siblings one timeout per backoff period, not one per poll. A connection
-that cannot be made is retried with its own backoff; after a (re)connect every output is written again.
+the rest of that poll is skipped and the device is *probed* instead of polled: at each of its poll slots one
+short request (one register of its first block, a single attempt), so a dead unit behind a gateway costs
+its siblings at most one ``timeout`` per poll period, and a device that answers again is polled at once:
+back within two poll periods (measured: tools/bench/bench_recovery.py). A connection that cannot be made is
+retried with its own backoff, capped at the poll period for the same reason. After a (re)connect or a
+device's return every output is written again, the queued ones first: values the scan made while the
+device was away (its charts held safe meanwhile, see runtime/sfc/load.py) reach it before anything else.
 
 io_map.yaml keys of ``driver: modbus_tcp`` and ``driver: modbus_rtu`` (the common keys: config.py)::
 
@@ -204,7 +208,6 @@ class _Polled:
         self.device = Device(config, ctx.defs)
         self.config = config
         self.health = Health(config.name, ctx)
-        self.backoff = Backoff(config.backoff_initial, config.backoff_max)
         self.next_due = 0.0
         self.reachable = True
         self.commanded: dict[str, Any] = {}  # last value the scan gave each output
@@ -221,8 +224,10 @@ class ModbusLink(Link):
         self.by_name = {p.config.name: p for p in self.polled}
         first = configs[0]
         self.where = f"{first.host}:{first.port}" if first.driver == "modbus_tcp" else str(first.port)
-        # Shared connections reconnect as eagerly as their most eager device asks.
-        self.backoff = Backoff(min(c.backoff_initial for c in configs), min(c.backoff_max for c in configs))
+        # Shared connections reconnect as eagerly as their most eager device asks, and at least once per poll
+        # period: a gateway that accepts again is back within two polls.
+        cap = min(min(c.backoff_max, c.poll) for c in configs)
+        self.backoff = Backoff(min(cap, *(c.backoff_initial for c in configs)), cap)
         self._timeout = max(c.timeout for c in configs)
         self.client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None  # made on the loop
         for polled in self.polled:
@@ -267,7 +272,7 @@ class ModbusLink(Link):
             if delay > 0:
                 await self.pause(delay)
             elif not self.stopping:
-                await self._poll(polled)
+                await (self._poll(polled) if polled.reachable else self._probe(polled))
 
     async def flush(self, timeout: float) -> None:
         pending = [p for p in self.polled if p.pending]
@@ -348,15 +353,35 @@ class ModbusLink(Link):
                 polled.health.fail(DECODE, f"cannot represent {', '.join(missing)}")
                 complete = False
         polled.reachable = True
-        polled.backoff.reset()
         if complete:
             polled.health.good()
 
     def _unreachable(self, polled: _Polled, now: float, first_block: int) -> None:
-        """Device did not answer: its inputs go BAD and it waits out its backoff before the next poll."""
+        """Device did not answer: its inputs go BAD and it is probed, not polled, from its next slot on."""
         self._publish_bad(polled, first_block)
         polled.reachable = False
-        polled.next_due = now + polled.backoff.next()
+        polled.next_due = max(polled.next_due, now + polled.config.poll)
+
+    async def _probe(self, polled: _Polled) -> None:
+        """One short request to an unreachable device at its poll slot; when it answers, poll it at once."""
+        plan = polled.device.plan
+        now = self.ctx.monotonic()
+        polled.next_due = now + polled.config.poll
+        if plan:
+            first = plan[0]
+            probe = ReadBlock(first.unit, first.table, first.address, 1, ())
+            try:
+                await self._request(polled, _reader(self._client(), probe), bits=first.table in BIT_TABLES,
+                                    attempts=1)
+            except _Failed as exc:
+                if exc.kind in _UNREACHABLE:
+                    polled.health.fail(exc.kind, exc.detail)
+                    return
+                # an exception answer: the device is there again, the poll will tell the rest
+        polled.reachable = True
+        polled.pending.update(polled.commanded)  # it missed writes, or restarted: every output again
+        polled.next_due = now
+        await self._poll(polled)
 
     def _publish_bad(self, polled: _Polled, start: int, stop: int | None = None) -> None:
         now = self.ctx.monotonic()
@@ -378,11 +403,13 @@ class ModbusLink(Link):
                 del polled.pending[tag]
         return True
 
-    async def _request(self, polled: _Polled, call: Callable[[], Awaitable[ModbusPDU]], bits: bool) -> list[Any]:
-        """One request with the device's timeout and retries; the data of the answer, or _Failed."""
+    async def _request(self, polled: _Polled, call: Callable[[], Awaitable[ModbusPDU]], bits: bool,
+                       attempts: int | None = None) -> list[Any]:
+        """One request with the device's timeout and retries (or ``attempts``); the answer's data, or _Failed."""
         config = polled.config
         client = self._client()
-        for _attempt in range(config.retries + 1):
+        attempts = config.retries + 1 if attempts is None else attempts
+        for _attempt in range(attempts):
             if not client.connected:
                 raise _Failed(REFUSED, f"connection to {self.where} lost")
             try:
@@ -400,7 +427,7 @@ class ModbusLink(Link):
                                          f"(function {response.function_code & 0x7F})")
             return list(response.bits) if bits else list(response.registers)
         raise _Failed(TIMEOUT, f"no answer from unit {config.unit} within {config.timeout:g}s "
-                               f"({config.retries + 1} attempt(s))")
+                               f"({attempts} attempt(s))")
 
 
 def _reader(client: Any, block: ReadBlock) -> Callable[[], Awaitable[ModbusPDU]]:

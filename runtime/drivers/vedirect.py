@@ -11,7 +11,8 @@ HEX-protocol messages (``:...\\n``) may be interleaved; they are skipped and not
 - ``VEDirectDevice.decode(frame)`` maps labels to tags with the point's scale (default: the field's natural
   unit, see ``FIELDS``) and offset.
 - ``VEDirectLink`` reads the port on the driver loop; no valid frame for ``timeout`` counts a timeout and
-  turns the inputs BAD; a port that cannot be opened or disappears is retried with backoff.
+  turns the inputs BAD; a port that cannot be opened or disappears is retried with backoff (at least every
+  second). A device that falls silent is heard again with its next block: the port stays open.
 
 io_map.yaml keys of ``driver: vedirect`` (the common keys: config.py; a port carries one device)::
 
@@ -286,7 +287,10 @@ class VEDirectLink(Link):
         self.config = config
         self.device = VEDirectDevice(config, ctx.defs)
         self.health = Health(config.name, ctx)
-        self.backoff = Backoff(config.backoff_initial, config.backoff_max)
+        # A port that failed is opened again at least every second (the device sends a block a second), so a
+        # shunt plugged back in is read again within two of its blocks.
+        cap = min(config.backoff_max, config.poll)
+        self.backoff = Backoff(min(config.backoff_initial, cap), cap)
         self.parser = VEDirectParser()
         self._last_byte = 0.0
         self._last_frame = 0.0

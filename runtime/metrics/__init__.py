@@ -32,9 +32,9 @@ Runtime namespaces have families with labels instead of one family per tag:
 - ``sfc.<chart>.step`` / ``.step_time`` / ``.held``: ``battplc_sfc_step{chart,step}`` (1 for the active step,
   0 for the others), ``battplc_sfc_step_code{chart}``, ``battplc_sfc_initial_step_active{chart}``,
   ``battplc_sfc_step_time_seconds{chart}``, ``battplc_sfc_held{chart}``
-- ``dev.<device>.up`` / ``.errors`` / ``.errors.<kind>`` or ``.errors_<kind>`` / ``.last_good``:
-  ``battplc_device_up{device}``, ``battplc_device_errors_total{device,kind}`` (kind ``all`` when the device has
-  no per-kind counters), ``battplc_device_last_good_timestamp_seconds{device}``
+- ``dev.<device>.up`` / ``.reachable`` / ``.errors`` / ``.errors.<kind>`` or ``.errors_<kind>`` / ``.last_good``:
+  ``battplc_device_up{device}``, ``battplc_device_reachable{device}``, ``battplc_device_errors_total{device,kind}``
+  (kind ``all`` when the device has no per-kind counters), ``battplc_device_last_good_timestamp_seconds{device}``
 - ``prog.<program>.fault`` / ``.faults``: ``battplc_program_fault{program}``,
   ``battplc_program_faults_total{program}``
 - ``alarm.<name>`` (booleans): ``battplc_alarm_active{alarm}``

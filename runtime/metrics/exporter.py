@@ -1,4 +1,15 @@
-"""The exporter: snapshots the scan at commit time and serves the newest snapshot on ``/metrics``."""
+"""The exporter: snapshots the scan at commit time and serves the newest snapshot on ``/metrics``.
+
+The endpoint is built to cost the scan as little as the Modbus server does (runtime/server/server.py):
+
+- It steps aside: a scrape is rendered only when it can finish before the next scan's deadline (the render
+  time is learned as it goes), else right after that scan committed, waiting at most ``QUIET_LIMIT`` past
+  the deadline. So a render never holds the GIL when a scan should start (real clock only).
+- One render per snapshot: scrapes between two snapshots (100 ms of scan time) get the same bytes.
+- A scrape-rate limit (``site.metrics.max_scrapes_per_s``, default 20): beyond it a scrape is answered
+  ``429 Too Many Requests`` with ``Retry-After: 1`` at once, without rendering.
+- A client that resets or times out mid-request is counted (``aborted``), never logged with a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +17,9 @@ import gzip
 import logging
 import math
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,6 +28,8 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from runtime.clock import RealClock
+from runtime.config.tags_schema import METRICS
 from runtime.metrics.families import RuntimeCollector, StatsSource, TagText
 from runtime.metrics.plan import build_plan
 from runtime.metrics.snapshot import Buckets, Snapshot
@@ -22,6 +37,31 @@ from runtime.metrics.snapshot import Buckets, Snapshot
 log = logging.getLogger("battplc.metrics")
 
 SNAPSHOT_INTERVAL = 0.1  # s of scan time between snapshots: a dict copy per 100 ms, not per 10 ms scan
+MAX_SCRAPES_PER_S: int = METRICS({})["max_scrapes_per_s"]  # the default of site.metrics, from its schema
+QUIET_GUARD = 0.001  # s kept free before a scan's deadline, beside the expected render time
+QUIET_LIMIT = 0.005  # s a scrape waits at most past a deadline for that scan to commit (a stuck scan)
+FIRST_RENDER_GUESS = 0.005  # s, until a render has been timed
+
+
+class ScrapeLimit:
+    """A token bucket: ``rate`` scrapes a second on average, bursts up to ``rate``; thread-safe."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self._tokens = rate
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
 
 
 # ---- the exporter -----------------------------------------------------------------------------------------
@@ -34,8 +74,21 @@ class MetricsExporter:
     """
 
     def __init__(self, scan: Any, snapshot_interval: float = SNAPSHOT_INTERVAL,
-                 server_stats: StatsSource | None = None, process_metrics: bool = True) -> None:
+                 server_stats: StatsSource | None = None, process_metrics: bool = True,
+                 max_scrapes_per_s: float = MAX_SCRAPES_PER_S, step_aside: bool = True) -> None:
+        """``step_aside``: render in the gaps between scans (off only to measure what it buys)."""
         self.scan = scan
+        self.limit = ScrapeLimit(max_scrapes_per_s)
+        self.step_aside = step_aside
+        self.scrapes = 0  # rendered or served from the last render
+        self.limited = 0  # answered 429
+        self.aborted = 0  # the client went away mid-request
+        self.steps_aside = 0  # scrapes that waited for a scan to commit before rendering
+        self._render_cost = FIRST_RENDER_GUESS
+        self._next_deadline: float | None = None  # monotonic start of the next scan (real clock only)
+        self._commits = 0
+        self._committed = threading.Event()
+        self._rendered: tuple[Snapshot | None, bytes] = (None, b"")
         self.snapshot_interval = snapshot_interval
         self.server_stats: StatsSource = server_stats or (lambda: None)
         self.duration = Buckets()
@@ -60,6 +113,10 @@ class MetricsExporter:
         if scan.count > 1:
             # scan.duration is measured after the observers ran, so it still holds the previous scan's.
             self.duration.observe(values["scan.duration"])
+        if self.step_aside and isinstance(scan.clock, RealClock):
+            self._next_deadline = scan.deadline + scan.period
+            self._commits += 1
+            self._committed.set()
         started = scan.ctx.t
         if started >= self._next_snapshot:
             # A microsecond early, so float sums of periods (0.1 + 0.2 > 0.3) do not skip a due snapshot.
@@ -86,6 +143,40 @@ class MetricsExporter:
         """One scrape: the text exposition format (version 0.0.4) of the newest snapshot."""
         tags = self.plan().render(self.snapshot)
         return generate_latest(self.registry) + tags.encode()
+
+    def body(self) -> bytes:
+        """What a scrape gets: the render of the newest snapshot, made once per snapshot, in a gap between
+        scans."""
+        snapshot = self.snapshot
+        rendered, body = self._rendered
+        if rendered is not snapshot:
+            self._wait_for_gap()
+            started = time.perf_counter()
+            snapshot = self.snapshot
+            body = self.render()
+            # the slowest recent render counts most: the next one must fit before a deadline too
+            self._render_cost = max(time.perf_counter() - started, 0.8 * self._render_cost)
+            self._rendered = (snapshot, body)
+        self.scrapes += 1
+        return body
+
+    def _wait_for_gap(self) -> None:
+        """Return when a render can finish before the next scan's deadline: at once if there is time, else
+        after the scan at that deadline committed (at most QUIET_LIMIT past it)."""
+        deadline = self._next_deadline
+        if deadline is None:
+            return
+        now = time.monotonic()
+        if deadline - now > self._render_cost + QUIET_GUARD:
+            return
+        self.steps_aside += 1
+        commits, until = self._commits, deadline + QUIET_LIMIT
+        while self._commits == commits and now < until:
+            self._committed.clear()
+            if self._commits != commits:
+                break
+            self._committed.wait(until - now)
+            now = time.monotonic()
 
     def serve(self, listen: str, port: int) -> tuple[str, int]:
         """Start the HTTP endpoint on a daemon thread; return the address it listens on (port 0 picks one)."""
@@ -121,11 +212,25 @@ class MetricsExporter:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # listen() backlog: the default 5 drops the SYNs of a burst of scrapers (each then waits 1 s to retry)
+    # while the accepting thread waits for the GIL
+    request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], exporter: MetricsExporter) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.exporter = exporter
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or times out mid-request is counted, not a traceback on stderr (the
+        default): scrapers abort, and a flood of aborts must not flood the journal. Anything else is a bug
+        and logged with its traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            self.exporter.aborted += 1
+            log.debug("metrics: %s went away: %s", client_address, error)
+            return
+        log.exception("metrics: error serving %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -136,7 +241,15 @@ class _Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/metrics":
             self.send_error(404, "only /metrics is served here")
             return
-        body = self.server.exporter.render()
+        exporter = self.server.exporter
+        if not exporter.limit.take():
+            exporter.limited += 1
+            self.send_response(429)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = exporter.body()
         headers = {"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=1)
@@ -166,7 +279,8 @@ def attach(controller: Any) -> Callable[[], None] | None:
     def server_stats() -> Any:
         return getattr(controller.parts.get("server"), "stats", None)
 
-    exporter = MetricsExporter(controller.scan, server_stats=server_stats)
+    exporter = MetricsExporter(controller.scan, server_stats=server_stats,
+                               max_scrapes_per_s=settings.max_scrapes_per_s)
     try:
         exporter.serve(listen, port)
     except OSError as error:

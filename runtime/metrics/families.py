@@ -191,6 +191,8 @@ def _chart_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
 def _device_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
     values = snap.values
     up = GaugeMetricFamily(PREFIX + "device_up", "1 while the device answers", labels=["device"])
+    reachable = GaugeMetricFamily(PREFIX + "device_reachable", "1 while the device answers at all, well or not",
+                                  labels=["device"])
     errors = CounterMetricFamily(PREFIX + "device_errors", "Device errors by kind (kind all: not told apart)",
                                  labels=["device", "kind"])
     last_good = GaugeMetricFamily(PREFIX + "device_last_good_timestamp_seconds",
@@ -198,6 +200,8 @@ def _device_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
     for device in plan.devices.values():
         if (value := values.get(device.up_tag)) is not None:
             up.add_metric([device.name], float(value))
+        if (value := values.get(device.reachable_tag)) is not None:
+            reachable.add_metric([device.name], float(value))
         if device.error_kinds:
             for kind, tag in device.error_kinds.items():
                 if (value := values.get(tag)) is not None:
@@ -206,7 +210,7 @@ def _device_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:
             errors.add_metric([device.name, "all"], float(value))
         if (value := values.get(device.last_good_tag)) is not None:
             last_good.add_metric([device.name], float(value) * device.last_good_scale)
-    yield from (family for family in (up, errors, last_good) if family.samples)
+    yield from (family for family in (up, reachable, errors, last_good) if family.samples)
 
 
 def _program_families(snap: Snapshot, plan: Plan) -> Iterator[Metric]:

@@ -16,10 +16,9 @@ PREFIX = "battplc_"
 RUNTIME_FAMILIES = frozenset(PREFIX + n for n in (
     "scans_total", "scan_overruns_total", "scan_skipped_slots_total", "scan_period_seconds",
     "scan_duration_seconds", "scan_lateness_seconds", "tag_quality", "sfc_step", "sfc_step_code",
-    "sfc_initial_step_active", "sfc_step_time_seconds", "sfc_held", "device_up", "device_errors_total",
-    "device_last_good_timestamp_seconds", "program_fault", "program_faults_total", "alarm_active",
-    "alarm_state", "alarm_raised_total",
-    "modbus_requests_total", "modbus_connections_peak",
+    "sfc_initial_step_active", "sfc_step_time_seconds", "sfc_held", "device_up", "device_reachable",
+    "device_errors_total", "device_last_good_timestamp_seconds", "program_fault", "program_faults_total",
+    "alarm_active", "alarm_state", "alarm_raised_total", "modbus_requests_total", "modbus_connections_peak",
 ))
 
 

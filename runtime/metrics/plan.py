@@ -53,6 +53,7 @@ class Chart:
 class Device:
     name: str
     up_tag: str = ""
+    reachable_tag: str = ""
     errors_tag: str = ""
     error_kinds: dict[str, str] = field(default_factory=dict)  # kind -> tag
     last_good_tag: str = ""
@@ -135,10 +136,12 @@ def _chart_tag(plan: Plan, tag: TagDef, name: str, what: str) -> bool:
 
 def _device_tag(plan: Plan, tag: TagDef, name: str, what: str) -> bool:
     kind = what.removeprefix("errors_") if what.startswith("errors_") else what.removeprefix("errors.")
-    if what in ("up", "last_good", "errors"):
+    if what in ("up", "reachable", "last_good", "errors"):
         device = _device(plan, name)
         if what == "up":
             device.up_tag = tag.name
+        elif what == "reachable":
+            device.reachable_tag = tag.name
         elif what == "last_good":
             device.last_good_tag, device.last_good_scale = tag.name, base_unit(tag.unit).scale
         else:

@@ -214,13 +214,18 @@ BLOCKS = {
     DEVICE: Block(DEVICE, "device", RUNTIME_FIRST + 3 * BLOCK_SIZE, 16, 1, (
         Field("errors", 0, "uint32"), Field("age", 2, "int32", 0.1), Field("last_good", 4, "uint32"),
         Field("errors_timeout", 6, "uint32"), Field("errors_refused", 8, "uint32"),
-        Field("errors_exception", 10, "uint32"), Field("errors_decode", 12, "uint32"), Field("up", 0, "bool"))),
+        Field("errors_exception", 10, "uint32"), Field("errors_decode", 12, "uint32"),
+        Field("errors_implausible", 14, "uint32"), Field("up", 0, "bool"),
+        # reachable came after the one-bit slots were published: its bits follow at +500 (at most 62 devices)
+        Field("reachable", 500, "bool"))),
     # One slot per alarm (alarm.<name> in declaration order): its ISA-18.2 state and how often it was raised.
     ALARMS: Block(ALARMS, "alarm", RUNTIME_FIRST + 4 * BLOCK_SIZE, 4, 1, (
         Field("state", 0, "uint16"), Field("raised", 2, "uint32"))),
 }
-# The alarm system's own commands and figures sit at fixed addresses after the alarm slots (runtime/alarms).
+# The alarm system's own commands and figures sit at fixed addresses after the alarm slots (runtime/alarms),
+# and so do the conditions of the alarms the runtime raises itself (bits; alarms.flood is bit 15000).
 ALARM_SYSTEM_FIRST = RUNTIME_FIRST + 5 * BLOCK_SIZE
+RUNTIME_ALARMS = {"alarm.output_device_down": ALARM_SYSTEM_FIRST + 1, "alarm.retain_lost": ALARM_SYSTEM_FIRST + 2}
 
 
 def _block_of(tag: TagDef, charts: set[str]) -> tuple[Block, str, str] | None:
@@ -249,6 +254,9 @@ def runtime_mapped(tags: Sequence[TagDef]) -> list[TagDef]:
     mapped = []
     for tag in tags:
         if tag.modbus is not None:
+            continue
+        if tag.name in RUNTIME_ALARMS and tag.is_bool:
+            mapped.append(replace(tag, modbus=ModbusMap(RUNTIME_ALARMS[tag.name], "bool"), access="ro"))
             continue
         found = _block_of(tag, charts)
         if found is None:

@@ -3,7 +3,7 @@
 The first scan activates the initial step (or the safe step, if the guard fails already): its P1 actions
 fire and its transitions are evaluated from the next scan on. Then each scan:
 1. The active step's compiled ``run`` function (runtime/sfc/codegen.py) updates its ``.T`` and checks the
-   guard (required inputs GOOD, ``enable`` true) and the outgoing conditions in priority order. If none
+   guard (required inputs GOOD, every device its outputs are written to up, ``enable`` true) and the outgoing conditions in priority order. If none
    clears, ``run`` has already written the outputs and the scan of this chart is over: one call.
 2. Only when a transition clears is the ``transitions`` Machine called: its exit callback deactivates the
    old step (P0 actions take their one-scan pulse, ``.T`` is kept) and its entry callback activates the new
@@ -62,7 +62,8 @@ def state_tags(chart: str, steps: Iterable[str], initial: str) -> tuple[TagDef, 
                values=tuple(steps)),
         TagDef(chart_tag(chart, "step_time"), TagType.FLOAT, "s", f"seconds since the active step of {chart} began"),
         TagDef(chart_tag(chart, "held"), TagType.BOOL, "", f"chart {chart} is held in its safe step: a required "
-                                                      "input is not GOOD or enable is false"),
+                                                      "input is not GOOD, a device its outputs go to is not up, "
+                                                      "or enable is false"),
     )
 
 
@@ -204,5 +205,6 @@ class Chart(Program):
 
     @property
     def held(self) -> bool:
-        """True while a required input is not GOOD or enable is false (the chart holds its safe step)."""
+        """True while a required input is not GOOD, a device its outputs go to is down, or enable is false (the
+        chart holds its safe step)."""
         return self._held

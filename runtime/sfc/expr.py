@@ -553,6 +553,14 @@ def quality_guard(tags: Iterable[str]) -> ast.expr | None:
     return checks[0] if len(checks) == 1 else ast.BoolOp(op=ast.And(), values=checks)
 
 
+def true_guard(tags: Iterable[str]) -> ast.expr | None:
+    """``V[a] and V[b] ...`` for boolean tags that must be true, or None if there are none."""
+    checks = [subscript_node("V", tag) for tag in tags]
+    if not checks:
+        return None
+    return checks[0] if len(checks) == 1 else ast.BoolOp(op=ast.And(), values=checks)
+
+
 def all_of(*parts: ast.expr | None) -> ast.expr | None:
     """``a and b and ...`` of the parts that are not None (None if none is)."""
     present: list[ast.expr] = []

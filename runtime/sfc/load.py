@@ -16,10 +16,20 @@ from typing import Any
 from runtime.config.errors import did_you_mean
 from runtime.config.schema import Errors, Where
 from runtime.durations import DurationError, parse_duration
-from runtime.names import chart_tag
+from runtime.names import chart_tag, device_tag
 from runtime.sfc.chart import HOLD, Chart, Step, state_tags
 from runtime.sfc.codegen import ActionCode, OutputCode, step_functions
-from runtime.sfc.expr import BOOL, NUMBER, Compiled, ExprError, Scope, all_of, kind_of, quality_guard
+from runtime.sfc.expr import (
+    BOOL,
+    NUMBER,
+    Compiled,
+    ExprError,
+    Scope,
+    all_of,
+    kind_of,
+    quality_guard,
+    true_guard,
+)
 from runtime.sfc.model import ActionDecl, ChartDecl, OutputDecl, Source, StepDecl, TransitionDecl, read_chart
 from runtime.sfc.shared import UNDRIVEN, ChartSet, chart_set
 from runtime.tags import TagDB
@@ -30,8 +40,10 @@ def load_chart(path: Path | str, db: TagDB, errors: Errors, site: Any = None, *,
     """Load one chart; problems go to ``errors`` (file:line) and the result is then None.
 
     ``site`` (optional) gives the program list, so a reference to a chart that is not one of the site's
-    programs is an error at once, and the ``arbitration`` lists of tags.yaml. ``chart_class`` builds a
-    variant of the executor (the benchmark's naive reference).
+    programs is an error at once, the ``arbitration`` lists of tags.yaml, and its devices: the chart is also
+    held in its safe step while a device its outputs are written to does not answer
+    (``dev.<name>.reachable``). ``chart_class`` builds a variant of the executor (the benchmark's naive
+    reference).
     """
     decl = read_chart(path, errors)
     if decl is None:
@@ -53,6 +65,7 @@ class _Builder:
         self.errors = errors
         self.charts = charts
         self.programs: list[str] | None = None
+        self.devices: list[Any] = list(getattr(site, "devices", None) or [])
         if site is not None:
             settings = site.settings
             self.programs = [*settings.programs, *([settings.interlocks] if settings.interlocks else [])]
@@ -73,7 +86,9 @@ class _Builder:
         required = [tag for tag, _ in decl.requires if tag in self.db]
         self.reads.update(required)
         enable = self._compile(decl.enable, BOOL, "enable") if decl.enable else None
-        guard = all_of(quality_guard(required), enable.code if enable else None)
+        devices_reachable = self._output_devices({output.tag for output in outputs})
+        self.reads.update(devices_reachable)
+        guard = all_of(quality_guard(required), true_guard(devices_reachable), enable.code if enable else None)
         conditions = {t.number: self._compile(t.when, BOOL, "a condition") for t in decl.transitions}
         slots = {output.tag: output.slot for output in outputs}
         plans = [self._plan(code, step, slots) for code, step in enumerate(decl.steps.values())]
@@ -93,6 +108,17 @@ class _Builder:
                            self.scope.function(guard) if guard else None, namespace)
 
     # ---- pieces ---------------------------------------------------------------------------------------------
+
+    def _output_devices(self, outputs: set[str]) -> list[str]:
+        """``dev.<name>.reachable`` of every device (io_map outputs) the chart's outputs are written to.
+
+        A chart commanding a device nobody hears (a hung charger) would keep its outputs on and ramp its
+        setpoints into the void; held in its safe step instead, its outputs drop to their idle values, which
+        the device gets first when it answers again. The programs themselves name no device.
+        """
+        reachable = [device_tag(device.name, "reachable") for device in self.devices
+                     if any(point.tag in outputs for point in device.outputs)]
+        return [tag for tag in reachable if tag in self.db.defs]
 
     def _check_state_tags(self) -> None:
         """tags.yaml may declare sfc.<chart>.step (e.g. to map it to Modbus); its names must be the steps."""

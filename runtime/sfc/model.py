@@ -7,7 +7,8 @@ A chart file, key by key (expressions: see runtime/sfc/expr.py)::
     requires: [bat.voltage]         # inputs that must be GOOD; if one is not, the chart holds its safe step
     enable: cmd.mode == 'auto'      # optional; while false the chart holds its safe step
     initial: idle                   # the step active at start
-    safe: idle                      # the step held while a required input is not GOOD or enable is false
+    safe: idle                      # held while a required input is not GOOD, enable is false, or a device
+                                    #   the outputs are written to (io_map) is down
     outputs:                        # every tag the actions drive
       charger.enable: {}            #   not driven -> the tag's safe value
       charger.current_sp: {idle: 0} #   not driven -> this value

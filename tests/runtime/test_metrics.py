@@ -11,7 +11,9 @@ import logging
 import math
 import shutil
 import socket
+import struct
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -26,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from runtime.app import Controller
 from runtime.clock import SimClock
 from runtime.metrics import MetricsExporter, attach, build_plan, metric_name
+from runtime.metrics.exporter import ScrapeLimit
 from runtime.program import Program, ScanContext
 from runtime.scan import Scan
 from runtime.tags import Quality, TagDB, TagDef, TagType
@@ -446,3 +449,69 @@ def test_server_requests_by_function_and_result_become_labels_and_a_peak_is_a_ga
     assert (peak.type, peak.samples[0].name, peak.samples[0].value) == ("gauge", "battplc_modbus_connections_peak",
                                                                        4.0)
     assert all(f.type == "counter" for name, f in families.items() if name != "battplc_modbus_connections_peak")
+
+
+# ---- hostile and greedy clients --------------------------------------------------------------------------
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def abort_mid_request(address: tuple[str, int]) -> None:
+    """Connect, send half a request line, then reset the connection (SO_LINGER 0: an RST, not a FIN)."""
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"GET /metr")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_500_aborted_requests_are_counted_without_a_traceback(rig: Rig, capfd: pytest.CaptureFixture[str],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    run(rig)
+    address = rig.exporter.address
+    for batch in range(10):  # in batches the endpoint catches up with, so no SYN waits in a full backlog
+        for _ in range(50):
+            abort_mid_request(address)
+        assert wait_until(lambda batch=batch: rig.exporter.aborted >= 50 * (batch + 1))
+    assert "battplc_scans_total" in rig.text()  # still serving
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_scrapes_beyond_the_limit_get_429_with_retry_after(rig: Rig) -> None:
+    run(rig)
+    rig.exporter.limit = ScrapeLimit(2, clock=lambda: 0.0)  # two tokens, and no time passes to refill them
+    rig.text()
+    rig.text()
+    with pytest.raises(urllib.error.HTTPError) as error:
+        rig.text()
+    assert (error.value.code, error.value.headers["Retry-After"]) == (429, "1")
+    assert rig.exporter.limited == 1
+
+
+def test_the_scrape_limit_refills_at_its_rate() -> None:
+    now = [0.0]
+    limit = ScrapeLimit(10, clock=lambda: now[0])
+    assert sum(limit.take() for _ in range(15)) == 10  # a burst of up to one second's worth
+    now[0] += 0.25
+    assert sum(limit.take() for _ in range(15)) == 2  # 2.5 tokens in 0.25 s
+    now[0] += 60
+    assert sum(limit.take() for _ in range(15)) == 10  # never more than one second's worth
+
+
+def test_a_render_waits_for_the_scan_when_it_would_cross_a_deadline(rig: Rig) -> None:
+    """Steps aside near a deadline (bounded: the scan here never commits), renders at once with time left;
+    and one render serves every scrape of one snapshot."""
+    run(rig)
+    exporter = rig.exporter
+    exporter._next_deadline = time.monotonic() + 60.0
+    exporter.body()
+    assert exporter.steps_aside == 0
+    exporter.body()  # the same snapshot: no render, so nothing to step aside for
+    run(rig)
+    exporter._next_deadline = time.monotonic()
+    exporter.body()
+    assert exporter.steps_aside == 1 and exporter.scrapes == 3

@@ -48,7 +48,8 @@ def test_health_counts_by_kind_and_logs_once_per_outage(caplog: pytest.LogCaptur
     health.fail("exception", "code 2")
     assert caplog.text.count("device bms") == 1
     health.good()
-    assert sink.snapshots[-1] == {"dev.bms.up": True, "dev.bms.errors": 3, "dev.bms.last_good": 1234.5,
+    assert sink.snapshots[-1] == {"dev.bms.up": True, "dev.bms.reachable": True, "dev.bms.errors": 3,
+                                  "dev.bms.last_good": 1234.5,
                                "dev.bms.errors_timeout": 2, "dev.bms.errors_refused": 0,
                                "dev.bms.errors_exception": 1, "dev.bms.errors_decode": 0}
     assert "device bms is back after 3 error(s)" in caplog.text

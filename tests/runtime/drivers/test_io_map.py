@@ -9,6 +9,7 @@ from driver_helpers import FIXTURES, fixture_db, load_map
 
 from runtime.config.schema import Errors
 from runtime.drivers.config import link_key, load_io_map
+from runtime.drivers.state import Plausible
 from runtime.tags import Quality, TagType
 
 
@@ -32,6 +33,19 @@ def test_full_example_loads_with_defaults_and_health_tags() -> None:
             assert db.define(f"dev.{name}.errors{kind}").type == TagType.INT
     assert all(db.quality[p.tag] is Quality.INIT for p in meter.inputs)
     assert db.quality["o.sp"] is Quality.GOOD
+
+
+def test_range_and_max_rate_of_every_driver_land_in_the_device_config(tmp_path: Path) -> None:
+    path = tmp_path / "io_map.yaml"
+    path.write_text(HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, range: [0, 5], max_rate: 0.2}\n"
+                           "      - {tag: t.u16, address: 1, range: [-1, 9]}\n      - {tag: t.i16, address: 2}\n"
+                           "  shunt:\n    driver: vedirect\n    port: /dev/ttyUSB0\n"
+                           "    inputs: [{tag: bat.soc, field: SOC, max_rate: 1}]\n")
+    errors = Errors()
+    device, shunt = load_io_map(path, fixture_db(), errors)
+    assert not errors, errors
+    assert device.plausible == {"t.scaled": Plausible(0.0, 5.0, 0.2), "t.u16": Plausible(-1.0, 9.0)}
+    assert shunt.plausible == {"bat.soc": Plausible(max_rate=1.0)}
 
 
 def test_12v_example_loads() -> None:
@@ -130,6 +144,18 @@ CASES = {
                                "    inputs: [{tag: bat.soc, field: SOC}]\n  b:\n    driver: vedirect\n"
                                "    port: /dev/ttyUSB0   #!\n    inputs: [{tag: bat.voltage, field: V}]\n",
                                "a VE.Direct port carries one device"),
+    "range not a pair": (HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, range: [0]}   #!\n",
+                         "expected [low, high]"),
+    "range upside down": (HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, range: [5, 0]}   #!\n",
+                          "low < high"),
+    "range not finite": (HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, range: [0, .inf]}   #!\n",
+                         "expected a finite number"),
+    "max_rate not positive": (HEAD + "    inputs:\n      - {tag: t.scaled, address: 0, max_rate: 0}   #!\n",
+                              "positive change per second"),
+    "range of a bool": (HEAD + "    inputs:\n      - {tag: t.bit3, table: coil, address: 0, range: [0, 1]}   #!\n",
+                        "range is for numeric tags"),
+    "vedirect max_rate text": ("devices:\n  shunt:\n    driver: vedirect\n    port: /dev/ttyUSB0\n    inputs:\n"
+                               "      - {tag: bat.soc, field: SOC, max_rate: fast}   #!\n", "expected a number"),
     "duplicate key": (HEAD + "    host: 127.0.0.2   #!\n    inputs: [{tag: t.u16, address: 0}]\n",
                       "duplicate key 'host'; first given at line 4"),
 }
