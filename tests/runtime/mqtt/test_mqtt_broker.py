@@ -223,11 +223,11 @@ def test_will_says_offline_when_the_link_dies_and_state_comes_back(tmp_path: Pat
         assert plant.until(lambda: sub.text(f"{PREFIX}/state/bat.voltage") == "26.4")
         assert sub.text(f"{PREFIX}/status") == "online"
         link.cut()  # the broker loses the client without a DISCONNECT: it publishes the will
-        assert wait_until(lambda: sub.text(f"{PREFIX}/status") == "offline", timeout=30)
+        assert wait_until(lambda: sub.text(f"{PREFIX}/status") == "offline", timeout=90)
         plant.plc.db.values["bat.voltage"] = 25.0  # changes while away are published after the reconnect
         plant.scan(3)
         link.up()
-        assert plant.until(lambda: sub.text(f"{PREFIX}/status") == "online", timeout=30)
+        assert plant.until(lambda: sub.text(f"{PREFIX}/status") == "online", timeout=90)
         assert plant.until(lambda: sub.text(f"{PREFIX}/state/bat.voltage") == "25")
         assert plant.bridge.stats.connects == 2
     finally:
@@ -243,7 +243,7 @@ def test_broker_restart_republishes_discovery_and_state(plant: Plant, broker: Br
     broker.start()
     fresh = Subscriber(broker.port, f"{DISCOVERY}/#", f"{PREFIX}/#")
     try:
-        assert plant.until(lambda: fresh.text(f"{PREFIX}/status") == "online", timeout=30)
+        assert plant.until(lambda: fresh.text(f"{PREFIX}/status") == "online", timeout=90)
         assert plant.until(lambda: fresh.text(f"{PREFIX}/state/energy.charged_kwh") == "123.45"
                            and fresh.get(config_topic("select", "cmd.mode")))
         assert fresh.text(f"{PREFIX}/quality/energy.charged_kwh") == "GOOD"
