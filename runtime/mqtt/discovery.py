@@ -4,6 +4,7 @@ Nothing is declared per tag: a new tag (an energy counter, an alarm) gets its en
 
     ro bool                      binary_sensor (alarm.* -> device_class problem, *.enable -> running)
     writable bool cmd.* / *ack   button (a pulse: pressing it writes 1)
+    writable enum cmd.* with all button writing "all" (cmd.alarm_ack: acknowledge every alarm)
     other writable bool          switch
     ro enum                      sensor, device_class enum with the options
     writable enum                select (cmd.mode)
@@ -134,6 +135,8 @@ def _kind(tag: TagDef, point: Point | None, state: dict[str, str], command: dict
             return "switch", {**state, **command, **onoff, "state_on": "1", "state_off": "0"}
         return "binary_sensor", {**state, **onoff, **_bool_class(tag)}
     if tag.type == TagType.ENUM:
+        if writable and BUTTON_NAME.search(tag.name) and "all" in tag.values:
+            return "button", {**command, "payload_press": "all"}  # cmd.alarm_ack: acknowledge every alarm
         if writable:
             return "select", {**state, **command, "options": list(tag.values)}
         return "sensor", {**state, "device_class": "enum", "options": list(tag.values)}

@@ -265,9 +265,19 @@ def runtime_mapped(tags: Sequence[TagDef]) -> list[TagDef]:
         field = next((f for f in block.fields if f.what == what and (f.dtype == "bool") == tag.is_bool), None)
         if field is None:
             continue
+        capacity = block.capacity
+        if block.kind == ALARMS:
+            # The runtime's own alarms take the last slots, so an alarm a program adds moves none of them.
+            runtime = list(RUNTIME_ALARMS)
+            capacity -= len(runtime)
+            if f"alarm.{owner}" in RUNTIME_ALARMS:
+                index = block.capacity - 1 - runtime.index(f"alarm.{owner}")
+                mapped.append(replace(tag, modbus=ModbusMap(block.address(index, field), field.dtype, field.scale),
+                                      access="ro"))
+                continue
         index = owners[block.kind].setdefault(owner, len(owners[block.kind]))
-        if index >= block.capacity:
-            raise ValueError(f"more than {block.capacity} {block.noun}s: {tag.name} has no slot left in the "
+        if index >= capacity:
+            raise ValueError(f"more than {capacity} {block.noun}s: {tag.name} has no slot left in the "
                              f"register block at {block.first}")
         modbus = ModbusMap(block.address(index, field), field.dtype if field.dtype != "bool" else "uint16",
                            field.scale)

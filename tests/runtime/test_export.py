@@ -16,7 +16,7 @@ from runtime.cli import main
 from runtime.server import Server
 from runtime.server.regmap import RegisterMap
 from runtime.site import REPO_ROOT, load_site
-from runtime.tags import TagDB, TagType
+from runtime.tags import Quality, TagDB, TagType
 
 TABLES = {"input": "input", "holding": "holding", "discrete_input": "discrete", "coil": "coil"}
 READ = {"input": "read_input_registers", "holding": "read_holding_registers"}
@@ -48,6 +48,7 @@ def live(site: tuple[TagDB, RegisterMap]) -> Iterator[tuple[TagDB, Server, Modbu
             db.values[tag.name] = point.address % 2 == 0
         else:
             db.values[tag.name] = tag.coerce(1 if tag.type == TagType.ENUM else 3)
+        db.quality[tag.name] = Quality.GOOD  # a live reading: without one the server serves "not implemented"
     server = Server(db, {"port": 0})
     server.start()
     client = ModbusTcpClient("127.0.0.1", port=server.address[1], timeout=2, retries=0)
@@ -97,7 +98,7 @@ def test_evcc_meter_reads_power_and_soc_and_maps_battery_modes(live: tuple[TagDB
     db, server, client = live
     db.values["bat.power"] = -1500.0  # discharging 1.5 kW
     db.values["bat.soc"] = 64.3
-    server.image.load(db.values)
+    server.image.load(db.values, db.quality)
     meter = export("evcc", capsys)["meters"][0]
     assert (meter["type"], meter["power"]["uri"]) == ("custom", "127.0.0.1:5020")
 

@@ -45,7 +45,6 @@ tags:
   charger.enable: {type: bool, modbus: {address: 0}}
   alarm.cell_high: {type: bool, modbus: {address: 1}}
   cmd.battery_off: {type: bool, access: rw, modbus: {address: 2}}
-  cmd.alarm_ack: {type: bool, access: rw, modbus: {address: 3}}
   cmd.mode:
     type: enum
     values: [auto, "off", force_charge, hold]

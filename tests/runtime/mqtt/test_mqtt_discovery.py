@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from runtime.mqtt.discovery import Topics, device, entity, is_energy_counter
@@ -38,6 +40,16 @@ def test_alarm_acknowledge_is_a_button_and_alarms_are_problems(name: str) -> Non
     alarm = TagDef("alarm.cell_low", TagType.BOOL)
     found = entity(alarm, None, TOPICS, DEV)
     assert (found.component, found.config["device_class"]) == ("binary_sensor", "problem")
+
+
+def test_the_alarm_systems_acknowledge_command_is_a_button_that_acknowledges_all() -> None:
+    from runtime.alarms.service import ACK, alarm_tags
+
+    ack = next(t for t in alarm_tags([TagDef("alarm.cell_high", TagType.BOOL)]) if t.name == ACK)
+    found = entity(ack, point_of(replace(ack, modbus=ModbusMap(5))), TOPICS, DEV)
+    assert (found.component, found.config["payload_press"]) == ("button", "all")
+    mode = TagDef("cmd.mode", TagType.ENUM, values=("auto", "off"), access="rw", modbus=ModbusMap(6))
+    assert entity(mode, point_of(mode), TOPICS, DEV).component == "select"
 
 
 def test_number_limits_and_step_come_from_tag_and_register() -> None:
