@@ -23,10 +23,11 @@ from runtime.sfc import cli as chart_commands
 from runtime.sfc import why_cli as why_commands
 from runtime.site import load_running_tags, load_site
 from tools.plantsim import cli as sim_commands
+from tools.plantsim import replay as replay_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
 COMMANDS = (chart_commands, why_commands, modbus_commands, alarm_commands, params_commands, sim_commands,
-            export_commands)
+            replay_commands, export_commands)
 CONFIG_INVALID = 2  # exit status for a config that does not load (1: a failure while running)
 
 
