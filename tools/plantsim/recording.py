@@ -4,7 +4,8 @@ Three formats, told apart by the file:
 
 - a battplc trace CSV (``battplc sim --trace``): ``time`` in seconds from the start, ``pv.power``,
   ``house.power`` and ``plant.ambient``;
-- a CSV of measurements: ``time`` (seconds from the start, or an ISO date-time like 2026-06-21T06:00:00),
+- a CSV of measurements: ``time`` (seconds since midnight, as in a trace, or an ISO date-time like
+  2026-06-21T06:00:00; the run starts at the first sample),
   ``pv.power`` and ``house.power`` in W (a header may name the unit: ``pv.power[kW]``), optional ``ambient``
   in degC. Lines starting with ``#`` are comments;
 - a Prometheus range-query export (``curl .../api/v1/query_range?...``, JSON): the series of ``pv.power``
@@ -24,7 +25,7 @@ import json
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,11 @@ def _from_csv(path: Path, text: str) -> tuple[dict[str, list[Sample]], datetime,
             wheres[column].append((n, names[position]))
     if errors:
         raise ConfigErrors(errors)
-    return columns, start or DEFAULT_START, wheres
+    if start is None:  # times in seconds since midnight of the recorded day: the run starts at the first one
+        first = min(samples[0].t for samples in columns.values() if samples)
+        start = DEFAULT_START + timedelta(seconds=first)
+        columns = {c: [Sample(s.t - first, s.value) for s in samples] for c, samples in columns.items()}
+    return columns, start, wheres
 
 
 def _name_unit(raw: str) -> tuple[str, str]:
@@ -269,13 +274,14 @@ def _check(path: Path, columns: dict[str, list[Sample]], wheres: Wheres, max_gap
             continue
         for k in range(1, len(samples)):
             line, key = where[k]
+            key = "time" if line else key  # a CSV's columns share their times: one error, not one per column
             step = samples[k].t - samples[k - 1].t
             if step <= 0.0:
-                errors.append(ConfigError(str(path), line, key or "time",
+                errors.append(ConfigError(str(path), line, key,
                                           f"time {samples[k].t:g} s is not after the previous sample's "
                                           f"{samples[k - 1].t:g} s: times must increase"))
             elif step > max_gap:
-                errors.append(ConfigError(str(path), line, key or "time",
+                errors.append(ConfigError(str(path), line, key,
                                           f"a gap of {step:g} s since the previous sample (line "
                                           f"{where[k - 1][0]}); at most {max_gap:g} s is allowed (--max-gap)"))
         errors += _check_units(path, column, samples, where)

@@ -9,6 +9,7 @@ believes. The output holds no wall-clock figure: the same recording and site giv
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -213,7 +214,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--soc", type=float, default=50.0, help="battery SoC at the start, %% (default: 50)")
     p.add_argument("--max-gap", type=duration_arg, default=DEFAULT_MAX_GAP,
                    help="longest gap between samples accepted (default: 15min)")
-    p.add_argument("--trace", type=Path, help="write the trace CSV of the (first) run here")
+    p.add_argument("--trace", type=Path, help="write the trace CSV of the (first) run here (streamed)")
+    p.add_argument("--json", type=Path, help="also write the KPIs (and each run's sim summary) as JSON here")
     p.set_defaults(func=cmd_replay)
 
 
@@ -234,4 +236,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(f"replay of {args.recording}: {hours:g} h from {recording.start:%Y-%m-%d %H:%M}, {args.scan:g} s scan, "
           f"start SoC {args.soc:g} %")
     print(table(columns))
+    if args.json:
+        args.json.write_text(json.dumps(dict(columns), indent=2) + "\n", encoding="utf-8")
     return 1 if any(c["safety_violations"] for _, c in columns) else 0
