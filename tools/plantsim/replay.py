@@ -233,7 +233,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         runs.append((", ".join(f"{k}={v}" for k, v in sets.items()), Replay(changed, sets)))
     columns = [(label, replay.run(progress=progress)) for label, replay in runs]
     hours = recording.duration / 3600.0
-    print(f"replay of {args.recording}: {hours:g} h from {recording.start:%Y-%m-%d %H:%M}, {args.scan:g} s scan, "
+    print(f"replay of {args.recording}: {hours:.2f} h from {recording.start:%Y-%m-%d %H:%M}, {args.scan:g} s scan, "
           f"start SoC {args.soc:g} %")
     print(table(columns))
     if args.json:

@@ -42,7 +42,7 @@ def test_the_same_recording_gives_byte_identical_output(morning: Path, tmp_path:
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     lines = first.stdout.splitlines()
-    assert lines[0].startswith(f"replay of {morning}: 6 h from 2026-06-21 06:00, 5 s scan")
+    assert lines[0].startswith(f"replay of {morning}: 6.00 h from 2026-06-21 06:00, 5 s scan")
     assert [line.split("  ")[0] for line in lines[2:]] == [
         f"{k.label} ({k.unit})" if k.unit else k.label for k in KPIS]
     kpis = json.loads((tmp_path / "kpi.json").read_text())["as configured"]
