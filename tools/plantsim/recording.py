@@ -253,6 +253,8 @@ def _from_prometheus(path: Path, text: str, names: dict[str, str]
             try:
                 stamp, value = float(pair[0]), float(pair[1])
             except (TypeError, ValueError, IndexError):
+                stamp = value = math.nan
+            if not (math.isfinite(stamp) and math.isfinite(value)):
                 errors.append(ConfigError(str(path), 0, where, f"expected [timestamp, \"number\"], got {pair!r}"))
                 continue
             columns[column].append(Sample(stamp - origin, value))

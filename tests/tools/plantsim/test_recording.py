@@ -111,6 +111,15 @@ def test_a_prometheus_export_without_the_series_says_which(tmp_path: Path) -> No
     assert any("no series for pv.power, house.power" in e and "battplc_pv_power_watts" in e for e in errors)
 
 
+def test_a_prometheus_sample_that_is_no_number_names_its_place(tmp_path: Path) -> None:
+    doc = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "battplc_pv_power_watts"}, "values": [[1, "0"], [61, "NaN"]]},
+        {"metric": {"__name__": "battplc_house_power_watts"}, "values": [[1, "300"], [61, "310"]]}]}}
+    errors = errors_of(tmp_path, json.dumps(doc), name="export.json")
+    assert any("export.json: data.result[0].values[1]: expected [timestamp, \"number\"], got [61, 'NaN']" in e
+               for e in errors), errors
+
+
 def test_the_synthetic_year_is_deterministic_and_loads_back(tmp_path: Path) -> None:
     a, b = synthetic_year(days=3), synthetic_year(days=3)
     assert a.pv == b.pv and a.house == b.house and a.ambient == b.ambient
