@@ -68,7 +68,7 @@ def test_what_if_runs_twice_side_by_side_with_the_difference(morning: Path) -> N
 ])
 def test_a_bad_set_stops_before_any_run(morning: Path, sets: list[str], message: str) -> None:
     done = replay(str(morning), *[a for s in sets for a in ("--set", s)])
-    assert done.returncode == 1 and message in done.stderr, done.stderr
+    assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "event=step" not in done.stderr  # nothing ran
     assert done.stdout == ""
 
@@ -77,7 +77,7 @@ def test_a_bad_recording_is_a_file_line_error(tmp_path: Path) -> None:
     path = tmp_path / "day.csv"
     path.write_text("time,pv.power,house.power\n0,0,300\n600,100,300\n300,100,300\n")
     done = replay(str(path))
-    assert done.returncode == 1 and f"{path}:4: time: time 300 s is not after" in done.stderr, done.stderr
+    assert done.returncode == 2 and f"{path}:4: time: time 300 s is not after" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
 
 
