@@ -40,16 +40,18 @@ RETAIN_ALARM = TagDef("alarm.retain_lost", TagType.BOOL, description="the retain
 class Controller:
     def __init__(self, site_dir: Path | str, period: float | None = None, clock: Clock | None = None,
                  services: bool = True, overrides: dict[str, Any] | None = None,
-                 device_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                 device_overrides: Mapping[str, Mapping[str, Any]] | None = None, shadow: bool = False) -> None:
         """``overrides`` replace `site:` settings (a section such as ``{"retain": {"path": ...}}`` may be partial);
         ``device_overrides`` replace device settings by name, e.g. {"shunt": {"port": "/dev/pts/5"}} to point a
-        serial device at another port."""
+        serial device at another port. ``shadow``: read the devices and run the programs but write nothing to
+        any device (the would-be writes become ``shadow.<tag>`` tags) and refuse every Modbus write."""
         self.site, self.db, self.programs, self.interlocks = load_site(site_dir)
         self.site.settings = settings = self.site.settings.with_overrides(overrides or {})
         self.site.devices = override_devices(self.site.devices, device_overrides or {})
         self.clock = clock or RealClock(spin=settings.scan_spin)
         self.period = period or self.site.scan_period
         self.services = services
+        self.shadow = shadow
         self._stoppers: list[Any] = []
         self.parts: dict[str, Any] = {}  # services attached: 'drivers', 'server', 'metrics', 'mqtt'
         self.scan = Scan(self.db, self.programs, self.clock, self.period, interlocks=self.interlocks)

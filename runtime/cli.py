@@ -23,10 +23,11 @@ from runtime.sfc import cli as chart_commands
 from runtime.sfc import why_cli as why_commands
 from runtime.site import load_running_tags, load_site
 from tools.plantsim import cli as sim_commands
+from tools.plantsim import replay as replay_commands
 
 # Sub-commands that live next to what they serve; each module has register(subparsers).
 COMMANDS = (chart_commands, why_commands, modbus_commands, alarm_commands, params_commands, sim_commands,
-            export_commands)
+            replay_commands, export_commands)
 CONFIG_INVALID = 2  # exit status for a config that does not load (1: a failure while running)
 
 
@@ -59,9 +60,10 @@ def cmd_tags(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    controller = Controller(args.dir, period=args.period)
+    controller = Controller(args.dir, period=args.period, shadow=args.shadow)
     log = logging.getLogger("battplc")
-    log.info("running site %r at a %.0f ms period; Ctrl-C stops", controller.site.name, controller.period * 1000)
+    log.info("running site %r at a %.0f ms period%s; Ctrl-C stops", controller.site.name, controller.period * 1000,
+             " in shadow mode (devices read, nothing written)" if args.shadow else "")
     controller.run(duration=args.duration)
     print_figures(controller.scan.figures())
     print(controller.safe_outputs_text())
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     site_arg(p)
     p.add_argument("--period", type=period_arg, help="scan period, e.g. 10ms, 100ms, 1s (default: the site's)")
     p.add_argument("--duration", type=duration_arg, help="stop after this long (e.g. 60s)")
+    p.add_argument("--shadow", action="store_true",
+                   help="read the devices and run the programs but write nothing to any device (the would-be "
+                        "writes are the tags shadow.<tag>); the Modbus server refuses every write")
     p.set_defaults(func=cmd_run)
 
     for commands in COMMANDS:

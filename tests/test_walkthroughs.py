@@ -107,3 +107,13 @@ def test_add_a_site_touches_its_folder_only(tree: Path) -> None:
     capacity = next(line for line in table.splitlines() if line.startswith("par.capacity_ah "))
     assert " 280 " in capacity and "overridden at examples/garage/tags.yaml" in capacity
     assert '"safety_violations": 0,' in outputs[-1], outputs[-1]
+
+
+def test_replay_changes_no_file(tree: Path) -> None:
+    before = files(tree)
+    outputs = follow("replay", tree)
+    assert changed(before, files(tree)) == set()
+    single, what_if = outputs
+    assert "  as configured\n" in single.splitlines()[1] + "\n" and "difference" in what_if.splitlines()[1]
+    readme = (ROOT / "README.md").read_text()
+    assert what_if in readme, "README shows the what-if output as it is"

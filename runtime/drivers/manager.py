@@ -5,6 +5,10 @@ read block wins) under a lock held for a dict assignment; the scan's latch phase
 applies it, and marks inputs STALE whose device delivered nothing fresh within ``stale_after``. Changed
 outputs go the other way: ``commit`` hands them to the loop with ``call_soon_threadsafe`` and returns.
 
+Shadow mode (``shadow=True``, ``battplc run --shadow``): the links read as always but are handed no write at
+all, not at connect, not while running, not the fail-safe values at stop; what would have gone to the
+devices is published on the scan thread as the tags ``shadow.<output tag>``, declared here.
+
 Fail-safe outputs: while a program that writes an output is faulted (``prog.<name>.fault``), the device gets
 the point's ``failsafe`` value instead of the image value; at stop (``stop()``, after the scan's shutdown)
 every output gets its fail-safe value and the links get ``flush_timeout`` seconds to confirm it.
@@ -19,16 +23,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runtime.drivers.base import DeviceConfig, Link, LinkContext
 from runtime.drivers.config import DRIVERS
 from runtime.drivers.state import DeviceAges, Plausibility, ReadGroup, output_watch
 from runtime.names import program_tag
-from runtime.tags import TagDB
+from runtime.tags import TagDB, TagDef
 
 log = logging.getLogger("battplc.drivers")
+SHADOW_PREFIX = "shadow."
+
+
+def shadow_tag(output: TagDef) -> TagDef:
+    """The read-only tag holding what shadow mode would have written to ``output``'s device."""
+    return replace(output, name=SHADOW_PREFIX + output.name, access="ro", modbus=None, retain=False, safe=None,
+                   description=f"shadow mode: {output.name} as it would be written (nothing is)")
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,9 @@ class DriverManager:
 
     def __init__(self, devices: Iterable[DeviceConfig], db: TagDB, monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time, owners: Mapping[str, Sequence[str]] | None = None,
-                 flush_timeout: float = 2.0) -> None:
-        """``owners``: output tag -> fault tags of the programs writing it (``prog.<name>.fault``)."""
+                 flush_timeout: float = 2.0, shadow: bool = False) -> None:
+        """``owners``: output tag -> fault tags of the programs writing it (``prog.<name>.fault``); ``shadow``:
+        write nothing to any device, publish the would-be writes as ``shadow.<tag>`` tags instead."""
         self.devices = list(devices)
         self.flush_timeout = flush_timeout
         self._lock = threading.Lock()
@@ -83,6 +95,12 @@ class DriverManager:
         self._in_failsafe: set[str] = set()
         # Devices get the image's current outputs at connect, so they start from a known setpoint.
         self._initial = {tag: db.values[tag] for tag in self._routes}
+        self._shadow: dict[str, Any] | None = None  # the image's values, where shadow.<tag> is published
+        if shadow:
+            for tag in self._routes:
+                db.declare(shadow_tag(db.defs[tag]))
+            self._shadow = db.values
+            self._publish_shadow(self._initial)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -131,14 +149,29 @@ class DriverManager:
             else:
                 batch[tag] = value
         if batch:
-            self._call(self._dispatch, batch)
+            self._send(batch)
 
     def _faulted(self, tag: str, values: Mapping[str, Any]) -> bool:
         return any(values.get(fault) for fault in self._owners.get(tag, ()))
 
     def _enter_failsafe(self, tag: str) -> None:
         self._in_failsafe.add(tag)
-        self._call(self._dispatch_failsafe, [tag])
+        if self._shadow is not None:
+            self._publish_shadow({tag: self._routes[tag][0].failsafe})
+        else:
+            self._call(self._dispatch_failsafe, [tag])
+
+    def _send(self, outputs: Mapping[str, Any]) -> None:
+        """Outputs to the devices, or in shadow mode to the ``shadow.*`` tags only."""
+        if self._shadow is not None:
+            self._publish_shadow(outputs)
+        else:
+            self._call(self._dispatch, outputs)
+
+    def _publish_shadow(self, outputs: Mapping[str, Any]) -> None:
+        assert self._shadow is not None
+        for tag, value in outputs.items():
+            self._shadow[SHADOW_PREFIX + tag] = value
 
     def _follow_faults(self, values: Mapping[str, Any]) -> None:
         """A faulted owner puts its outputs to their fail-safe values; recovery restores the image value."""
@@ -148,7 +181,7 @@ class DriverManager:
                 self._enter_failsafe(tag)
             elif not faulted and tag in self._in_failsafe:
                 self._in_failsafe.discard(tag)
-                self._call(self._dispatch, {tag: values[tag]})
+                self._send({tag: values[tag]})
 
     # ---- the loop thread -----------------------------------------------------------------------------------
 
@@ -188,7 +221,8 @@ class DriverManager:
 
     async def _main(self, started: threading.Event) -> None:
         self._stopping = asyncio.Event()
-        self._dispatch(self._initial)
+        if self._shadow is None:
+            self._dispatch(self._initial)
         tasks = [asyncio.create_task(self._supervise(link), name=f"link {link.name}") for link in self.links]
         started.set()
         await self._stopping.wait()
@@ -246,7 +280,8 @@ class DriverManager:
             log.error("device I/O thread did not stop in time")
 
     def _begin_stop(self) -> None:
-        self._dispatch_failsafe(self._routes)
+        if self._shadow is None:
+            self._dispatch_failsafe(self._routes)
         assert self._stopping is not None
         self._stopping.set()
 
@@ -263,7 +298,7 @@ def attach(controller: Any) -> Callable[[], None] | None:
             owners.setdefault(tag, []).append(program_tag(program.name, "fault"))
     clock = controller.clock
     manager = DriverManager(devices, controller.db, monotonic=clock.monotonic,
-                            wall=lambda: clock.now().timestamp(), owners=owners)
+                            wall=lambda: clock.now().timestamp(), owners=owners, shadow=controller.shadow)
     controller.scan.ports.append(manager)
     controller.parts["drivers"] = manager
     manager.start()

@@ -370,6 +370,8 @@ def attach(controller: Any) -> Callable[[], None] | None:
         return None
     commands = Commands(controller.db, RegisterMap.from_tags(controller.db.defs.values()),
                         unit_id=site.settings.server.unit_id)
+    if controller.shadow:  # the server's rule, on the server's write path
+        commands.handler.read_only = "shadow mode: writes are refused"
     bridge = Bridge(controller.db, settings, site.name, site.settings.description, commands)
     controller.scan.ports.append(commands.writes)
     controller.scan.observers.append(bridge.observe)

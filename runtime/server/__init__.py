@@ -36,6 +36,8 @@ def attach(controller: Any) -> Callable[[], None] | None:
         return None
     try:
         server = Server(controller.db, settings, base_dir=controller.site.dir)
+        if controller.shadow:
+            server.handler.read_only = "shadow mode: writes are refused"
         server.start()
     except (OSError, ValueError) as exc:  # ValueError: more runtime tags than their register blocks hold
         log.error("Modbus server not started: %s (check site.server listen/port/tls in tags.yaml)", exc)

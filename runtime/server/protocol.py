@@ -118,6 +118,7 @@ class RequestHandler:
         self.current = current
         self.stats = stats
         self._may_write: MayWrite | None = None  # of the request being handled
+        self.read_only = ""  # when set, the reason every write is refused (shadow mode)
         self._dispatch: dict[int, Callable[[int, bytes, str], bytes]] = {
             0x01: self._read_bits, 0x02: self._read_bits,
             0x03: self._read_registers, 0x04: self._read_registers,
@@ -238,6 +239,8 @@ class RequestHandler:
 
     def _plan(self, space: str, address: int, items: list[Any]) -> list[tuple[Point, Any]]:
         """(point, value) for every tag a write covers, or Refused: 02 before 03, as the Modbus spec orders."""
+        if self.read_only:
+            raise Refused(ExcCodes.ILLEGAL_FUNCTION, self.read_only)
         end = address + len(items)
         if end > 65536:
             raise Refused(ExcCodes.ILLEGAL_ADDRESS, f"runs past address 65535 (to {end - 1})")

@@ -1,6 +1,6 @@
 """Simulated days: the sunny summer day of the default site, plant and controller on the simulated clock.
 
-A 24 h day at a 1 s scan (goal: under 10 s of wall time, >= 8,640x real time) and at the site's 100 ms scan
+A 24 h day at a 1 s scan (goal, issue 17: at most 5 s of wall time, >= 17,000x real time) and at the site's 100 ms scan
 (goal: under 90 s). The reference, measured in the same run, is the plant model alone stepping the same
 number of times with the same profiles: the floor for any simulation of this plant, so the ratio says what
 the controller and the device path (register encode, the drivers' decode) cost on top of the physics.
@@ -65,10 +65,10 @@ def day(scenario: Scenario, period: float, simulated: float) -> list[Figure]:
             f"plant {cost['plant']:g} us, devices "
             f"{cost['devices']:g} us, controller {cost['controller']:g} us; safety violations "
             f"{summary['safety_violations']}")
-    goal = 10.0 if period >= 1 else 90.0
+    goal = 5.0 if period >= 1 else 90.0
     return [
         Figure("sim", f"24 h at {label} scan, wall{extrapolated}", wall, "s", reference=reference,
-               reference_name="plant model alone", goal=f"< {goal:g} s", note=note),
+               reference_name="plant model alone", goal=f"<= {goal:g} s", note=note),
         Figure("sim", f"24 h at {label} scan, ratio to real time", DAY / wall, "x real time",
                reference=DAY / reference, reference_name="plant model alone", lower_is_better=False,
                goal=f">= {DAY / goal:,.0f}x", note=extrapolated.strip(" ()")),

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=duration_arg, help="simulate this long instead (e.g. 2h); "
                                                          "`expect` and `checks` are then not judged")
     p.add_argument("--scan", type=duration_arg, help="scan period (default: the scenario's, else the site's)")
-    p.add_argument("--trace", type=Path, help="write the trace CSV here")
+    p.add_argument("--trace", type=Path, help="write the trace CSV here (streamed as the run goes)")
+    p.add_argument("--trace-every", type=duration_arg, help="trace sample period (default: the scenario's)")
     p.add_argument("--summary", type=Path, help="write the summary JSON here (default: print it)")
     p.add_argument("--plot", type=Path, help="write a PNG plot here")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -61,12 +62,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from tools.plantsim.scenario import load_scenario
     from tools.plantsim.sim import Simulation
     scenario = load_scenario(args.scenario)
-    simulation = Simulation(scenario, duration=args.duration, scan=args.scan)
+    simulation = Simulation(scenario, duration=args.duration, scan=args.scan, trace_every=args.trace_every)
     if args.why_at is not None:
         simulation.why_at = _seconds_until(scenario.start, args.why_at)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if args.trace:
-        simulation.trace.stream_to(args.trace)  # a stopped run leaves the trace up to its last sample
+        # a stopped run leaves the trace up to its last sample; rows stay in memory only for the plot
+        simulation.trace.stream_to(args.trace, keep=bool(args.plot))
     signals = _stop_on_signals(simulation)
     try:
         summary = simulation.run(progress=progress)

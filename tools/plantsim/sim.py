@@ -158,25 +158,30 @@ class PlantPort:
 @dataclass
 class Trace:
     """The sampled rows; with ``stream_to`` each row also goes to that CSV file as it is sampled, so a run that
-    is stopped half-way leaves the trace up to its last sample on disk."""
+    is stopped half-way leaves the trace up to its last sample on disk; ``keep=False`` there keeps no row in
+    memory (a year's trace would not fit)."""
 
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     _out: TextIO | None = None
+    keep: bool = True
 
     def write_csv(self, path: Path) -> None:
         with path.open("w", encoding="utf-8", newline="") as out:
             out.write(",".join(self.columns) + "\n")
             out.writelines(map(_csv_line, self.rows))
 
-    def stream_to(self, path: Path) -> None:
-        """Write the header and every row from now on to ``path`` (rows so far included)."""
+    def stream_to(self, path: Path, keep: bool = True) -> None:
+        """Write the header and every row from now on to ``path`` (rows so far included); ``keep``: also keep
+        the rows in memory."""
+        self.keep = keep
         self._out = path.open("w", encoding="utf-8", newline="")
         self._out.write(",".join(self.columns) + "\n")
         self._out.writelines(map(_csv_line, self.rows))
 
     def append(self, row: list[Any]) -> None:
-        self.rows.append(row)
+        if self.keep:
+            self.rows.append(row)
         if self._out is not None:
             self._out.write(_csv_line(row))
 
@@ -228,7 +233,10 @@ def _hms(seconds: float) -> str:
 class Simulation:
     """One scenario run: plant, controller and events on one SimClock."""
 
-    def __init__(self, scenario: Scenario, duration: float | None = None, scan: float | None = None) -> None:
+    def __init__(self, scenario: Scenario, duration: float | None = None, scan: float | None = None,
+                 trace_to: Path | None = None, trace_every: float | None = None) -> None:
+        """``trace_to``: stream the trace to this CSV file instead of keeping it in memory (closed by ``run``);
+        ``trace_every``: its sample period (default: the scenario's)."""
         from runtime.app import Controller
 
         self.scenario = scenario
@@ -256,6 +264,9 @@ class Simulation:
         self.charts = chart_step_tags(self.db)
         self._tag_columns = self._traced_tags()
         self.trace = Trace(["time", *self._tag_columns, *PLANT_COLUMNS])
+        if trace_to is not None:
+            self.trace.stream_to(trace_to, keep=False)
+        self.trace_every = trace_every or scenario.trace_every
         # trace columns of declared tags that are not floats, by index in a row: written as text (enum names)
         defs = self.db.defs
         self._formatted = [(1 + i, defs[name]) for i, name in enumerate(self._tag_columns)
@@ -289,7 +300,7 @@ class Simulation:
         scan = self.scan
         period = self.period
         total = max(1, int(math.floor(self.duration / period + 1e-9)))
-        trace_every = max(1, int(round(self.scenario.trace_every / period)))
+        trace_every = max(1, int(round(self.trace_every / period)))
         events = list(self.events)
         ends: list[tuple[float, FaultData]] = []  # (time, fault) of faults to clear
         bar = Progress(self.duration) if progress else None
@@ -326,6 +337,7 @@ class Simulation:
                     bar.update(t, wall_start)
         finally:
             scan.shutdown()
+            self.trace.close()
             self.wall_s = time.perf_counter() - wall_start
             self.cpu_s = time.process_time() - cpu_start
             self.scan_s = scan_s
