@@ -54,3 +54,22 @@ def readings(qualities: Sequence[Quality], values: Iterable[Any]) -> bool:
     """Every tag is GOOD and a number (garbage decoded as NaN is no reading); ``values`` are taken only if all
     are GOOD, and only up to the first that is not a number."""
     return qualities.count(Quality.GOOD) == len(qualities) and all(map(math.isfinite, values))
+
+
+class MinOnOff:
+    """An on/off output with a minimum on and off time (against chatter): a wish to switch waits until the
+    output has been in its state long enough; ``force_off`` (a protection) switches off at once."""
+
+    __slots__ = ("on", "since")
+
+    def __init__(self) -> None:
+        self.on = False
+        self.since = math.inf  # seconds in the present state; a fresh start may switch at once
+
+    def update(self, want: bool, force_off: bool, dt: float, min_on: float, min_off: float) -> bool:
+        self.since += dt
+        if force_off or want != self.on and self.since >= (min_on if self.on else min_off):
+            target = want and not force_off
+            if target != self.on:
+                self.on, self.since = target, 0.0
+        return self.on

@@ -12,6 +12,11 @@ voltage likewise. A BMS that goes missing raises ``alarm.bms_missing`` and lower
 limits block turns into proportionally lower current limits; the site keeps running on the others (the
 aggregator of seed 003 exits instead, and the inverter stops). With no BMS online there is nothing to judge
 the cells by: the cell and temperature tags go BAD, so interlocks and charts make everything safe.
+
+The shunt is cross-checked against the BMS (issue 14): when its current and the sum of the online BMS
+currents disagree by more than ``par.soc_mismatch_a`` for ``par.soc_mismatch_s``, ``alarm.soc_sensor_mismatch``
+is raised and the battery current is the BMS sum until they agree again for as long (a shunt with a bad
+zero would otherwise drag the SoC and every limit built on it: 3 A is 72 Ah a day).
 """
 
 from __future__ import annotations
@@ -80,18 +85,21 @@ def find_units(db: TagDB) -> list[BmsUnit]:
 
 class Aggregate(FunctionBlock):
     writes = DERIVED + ("bms.charge_allowed", "bms.discharge_allowed", "bms.online", "bms.count", "bms.soc",
-                        "alarm.bms_missing")
+                        "alarm.bms_missing", "alarm.soc_sensor_mismatch")
 
     def __init__(self, name: str, site: object = None) -> None:
         super().__init__(name, site)
         self.units: list[BmsUnit] = []
         self.shunt = False
+        self.mismatch = False  # the shunt disagrees with the BMS: count the BMS current
+        self.mismatch_timer = 0.0  # seconds the present agreement (or disagreement) has lasted
 
     def start(self, db: TagDB) -> None:
         self.units = find_units(db)
         self.shunt = all(name in db for name in SHUNT)
         names = {n for u in self.units for n in u.cells + u.temps + list(u.optional.values())}
-        self.reads = frozenset(names) | (frozenset(SHUNT) if self.shunt else frozenset())
+        self.reads = frozenset(names) | (frozenset(SHUNT) if self.shunt else frozenset()) | frozenset(
+            ("par.soc_mismatch_a", "par.soc_mismatch_s"))
 
     def scan(self, ctx: ScanContext) -> None:
         online = [u for u in self.units if self._answers(ctx, u)]
@@ -142,11 +150,23 @@ class Aggregate(FunctionBlock):
         return None
 
     def _current(self, ctx: ScanContext, online: list[BmsUnit]) -> float | None:
-        if self.shunt and reading(ctx, "shunt.current"):
-            return ctx["shunt.current"]
         good = [ctx[u.optional["current"]] for u in online
                 if "current" in u.optional and reading(ctx, u.optional["current"])]
+        bms = sum(good) if good and len(good) == len(self.units) else None  # every pack's current, or no sum
+        shunt = ctx["shunt.current"] if self.shunt and reading(ctx, "shunt.current") else None
+        if shunt is not None and bms is not None:
+            self._cross_check(ctx, shunt, bms)
+        ctx.write("alarm.soc_sensor_mismatch", self.mismatch)
+        if shunt is not None and not self.mismatch:
+            return shunt
         return sum(good) if good else None
+
+    def _cross_check(self, ctx: ScanContext, shunt: float, bms: float) -> None:
+        """The mismatch latch: set after par.soc_mismatch_s of disagreement, cleared after as long agreeing."""
+        disagree = abs(shunt - bms) > ctx["par.soc_mismatch_a"]
+        self.mismatch_timer = self.mismatch_timer + ctx.dt if disagree != self.mismatch else 0.0
+        if self.mismatch_timer >= ctx["par.soc_mismatch_s"]:
+            self.mismatch, self.mismatch_timer = disagree, 0.0
 
     @staticmethod
     def _soc(ctx: ScanContext, online: list[BmsUnit]) -> float | None:

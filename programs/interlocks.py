@@ -28,6 +28,12 @@ voltage above the battery's) and the coldest cell is below ``par.heater_on_temp`
 rate): on at ``par.fan_on_temp`` or a current of ``par.fan_on_c_rate`` x capacity, off below
 ``par.fan_off_temp`` and 80 % of that current.
 
+No chatter (issue 14): the charger, once on, stays enabled ``par.charger_min_on_s`` (at 0 A when no chart
+wants it) and once off stays off ``par.charger_min_off_s``; the inverter stays off ``par.inverter_min_off_s``;
+heater and fan keep each state ``par.climate_min_switch_s``. A protection cuts any of them at once.
+A pack too cold to charge is the state ``bat.too_cold_to_charge``, not ``alarm.temp`` (normal on a winter
+night); ``alarm.temp`` is a pack too hot to charge or outside the discharge range.
+
 ``interlock.trips`` counts every time a protection latch trips (retained); inputs that are not there yet
 after a start are no trip, inputs lost later are.
 """
@@ -36,7 +42,7 @@ from __future__ import annotations
 
 import math
 
-from programs._common import latch, readings
+from programs._common import MinOnOff, latch, readings
 from programs.schedule import FORCE_CHARGE, HOLD, OFF
 from runtime.program import FunctionBlock, ScanContext, TagGroup
 
@@ -67,11 +73,12 @@ class Interlocks(FunctionBlock):
         "par.cell_v_charge_max", "par.cell_v_charge_resume", "par.cell_v_min", "par.cell_v_min_resume",
         "par.charge_temp_min", "par.charge_temp_max", "par.discharge_temp_min", "par.discharge_temp_max",
         "par.temp_hysteresis", "par.heater_on_temp", "par.heater_off_temp", "par.fan_on_temp",
-        "par.fan_off_temp", "par.fan_on_c_rate", "par.export_trip_w", "par.export_trip_s")
+        "par.fan_off_temp", "par.fan_on_c_rate", "par.export_trip_w", "par.export_trip_s",
+        "par.charger_min_on_s", "par.charger_min_off_s", "par.inverter_min_off_s", "par.climate_min_switch_s")
     writes = ("charger.enable", "charger.voltage_sp", "charger.current_sp", "inverter.enable",
               "inverter.power_sp", "heater.enable", "fan.enable", "interlock.trips",
               "interlock.charge_blocked", "interlock.discharge_blocked", "alarm.input_bad", "alarm.cell_high",
-              "alarm.cell_low", "alarm.temp", "alarm.export")
+              "alarm.cell_low", "alarm.temp", "alarm.export", "bat.too_cold_to_charge")
 
     def __init__(self, name: str, site: object = None) -> None:
         super().__init__(name, site)
@@ -80,6 +87,7 @@ class Interlocks(FunctionBlock):
         self.export_timer = 0.0
         self.heater = False
         self.fan = False
+        self.switches = {name: MinOnOff() for name in ("charger", "inverter", "heater", "fan")}
 
     def scan(self, ctx: ScanContext) -> None:
         battery_ok = usable(ctx, BATTERY)
@@ -106,8 +114,8 @@ class Interlocks(FunctionBlock):
         discharge_ok = (battery_ok and grid_ok and not active["cell_low"] and not active["temp_discharge"]
                         and not active["export"] and ctx.staged("bms.discharge_allowed")
                         and ctx.staged("limits.dcl") > 0 and mode not in (OFF, HOLD, FORCE_CHARGE))
-        discharging = self._inverter(ctx, want_discharge and discharge_ok)
-        self._charger(ctx, want_charge and charge_ok and not discharging)
+        discharging = self._inverter(ctx, want_discharge, not discharge_ok)
+        self._charger(ctx, want_charge, not charge_ok or discharging)
         ctx.write("interlock.charge_blocked", not charge_ok)
         ctx.write("interlock.discharge_blocked", not discharge_ok)
         self._climate(ctx, battery_ok, wants_energy)
@@ -119,7 +127,12 @@ class Interlocks(FunctionBlock):
         ctx.write("alarm.input_bad", active["input_bad"])
         ctx.write("alarm.cell_high", active["cell_high"])
         ctx.write("alarm.cell_low", active["cell_low"])
-        ctx.write("alarm.temp", active["temp_charge"] or active["temp_discharge"])
+        # A cold pack is normal on a winter night (no charge, the heater runs when one is wanted): a state, not
+        # an alarm, so the operator is not called every night (issue 14, EEMUA 191).
+        too_cold = active["temp_charge"] and battery_ok and ctx.staged("bat.temp_max") <= ctx.staged(
+            "par.charge_temp_max") - ctx.staged("par.temp_hysteresis")
+        ctx.write("bat.too_cold_to_charge", too_cold)
+        ctx.write("alarm.temp", (active["temp_charge"] and not too_cold) or active["temp_discharge"])
         ctx.write("alarm.export", active["export"])
 
     # ---- latches ------------------------------------------------------------------------------------------
@@ -149,18 +162,26 @@ class Interlocks(FunctionBlock):
 
     # ---- outputs ------------------------------------------------------------------------------------------
 
-    def _charger(self, ctx: ScanContext, on: bool) -> None:
+    def _charger(self, ctx: ScanContext, want: bool, blocked: bool) -> None:
+        """On within the limits; once on it stays enabled par.charger_min_on_s (at 0 A if no chart wants it),
+        once off it stays off par.charger_min_off_s; a block cuts it at once."""
+        on = self.switches["charger"].update(want, blocked, ctx.dt, ctx.staged("par.charger_min_on_s"),
+                                             ctx.staged("par.charger_min_off_s"))
         voltage = current = 0.0
-        if on:
+        if on and want:
             ceiling = ctx.staged("par.cell_v_charge_max") * ctx.staged("par.cells_series")
             voltage = min(finite(ctx.staged("charger.voltage_sp")), finite(ctx.staged("limits.cvl")), ceiling)
             current = min(finite(ctx.staged("charger.current_sp")), finite(ctx.staged("limits.ccl")))
-            on = voltage > 0 and current > 0
+            if voltage <= 0 or current <= 0:  # a held charger at no current, not switched off and on again
+                voltage = current = 0.0
         ctx.write("charger.enable", on)
-        ctx.write("charger.voltage_sp", voltage if on else 0.0)
-        ctx.write("charger.current_sp", current if on else 0.0)
+        ctx.write("charger.voltage_sp", voltage)
+        ctx.write("charger.current_sp", current)
 
-    def _inverter(self, ctx: ScanContext, on: bool) -> bool:
+    def _inverter(self, ctx: ScanContext, want: bool, blocked: bool) -> bool:
+        """On within the limits; once off it stays off par.inverter_min_off_s. No minimum on time: a held
+        inverter delivers its minimum power whatever the setpoint, which could export."""
+        on = self.switches["inverter"].update(want, blocked, ctx.dt, 0.0, ctx.staged("par.inverter_min_off_s"))
         power = 0.0
         if on:
             house_draw = finite(ctx.staged("inverter.power") + ctx.staged("grid.power"))
@@ -182,5 +203,9 @@ class Interlocks(FunctionBlock):
             self.fan = not self.heater and latch(
                 self.fan, tmax >= ctx.staged("par.fan_on_temp") or current >= fan_current,
                 tmax < ctx.staged("par.fan_off_temp") and current < FAN_CURRENT_RELEASE * fan_current)
-        ctx.write("heater.enable", self.heater)
-        ctx.write("fan.enable", self.fan)
+        hold = ctx.staged("par.climate_min_switch_s")
+        heater = self.switches["heater"].update(self.heater, not battery_ok, ctx.dt, hold, hold)
+        # the fan never runs with the heater (it would blow the heat away): the heater forces it off
+        fan = self.switches["fan"].update(self.fan, not battery_ok or heater, ctx.dt, hold, hold)
+        ctx.write("heater.enable", heater)
+        ctx.write("fan.enable", fan)

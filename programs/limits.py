@@ -21,8 +21,12 @@ share is ``par.fuse_a`` x ``par.fuse_load_factor`` (250 A ANL fuse, seed 000). T
 seed 003's, anchored to the parameters: charge [vmin, vmin+0.05, cut-0.15, cut-0.05, cut] -> [0.2, 1, 1,
 0.1, 0] (with a cut of 3.45 exactly the seed's), discharge [vmin, vmin+0.1, vmin+0.2] -> [0, 0.05, 1];
 discharge is latched off at ``par.cell_v_min`` and released at ``par.cell_v_min_resume`` (+0.1 V).
-A BMS that forbids a direction sets its limit to 0; a BMS that is missing scales both limits by the share
-of BMS still online; cells that are not GOOD set both to 0.
+A BMS that forbids a direction sets its limit to 0; cells that are not GOOD set both to 0. A pack whose BMS
+goes silent is treated as at its limits (issue 14): unseen, its cells may be at a cut. Where the packs share
+the bus without a contactor each (``par.packs_isolatable`` false, the default) it cannot be isolated and
+stays in the current path, so both limits go to 0; where each pack can be isolated, both are scaled by the
+share of BMS still online. Either way, while a BMS is silent CCL and DCL never rise above what they were
+when it went silent.
 
 Against flapping (seed 003's other driver): a limit that falls takes effect at once and is then held
 ``par.limit_hold_s``; a limit that rises waits for the hold to end, then ramps (``par.current_ramp_a_s``,
@@ -79,7 +83,7 @@ class Limits(FunctionBlock):
              "par.balance_cell_diff", "par.cell_v_cut", "par.cell_v_charge_max", "par.cv_reached_cell_v",
              "par.ccl_max_c", "par.dcl_max_c", "par.fuse_a", "par.fuse_load_factor", "par.limit_hold_s",
              "par.current_ramp_a_s", "par.cvl_ramp_v_s", "par.cell_v_min", "par.cell_v_min_resume",
-             "par.discharge_temp_min", "par.discharge_temp_max") + MONTHS
+             "par.discharge_temp_min", "par.discharge_temp_max", "par.packs_isolatable") + MONTHS
     writes = ("limits.cvl", "limits.ccl", "limits.dcl", "limits.balance_last_day", "limits.balance_due",
               "limits.balancing", "limits.balance_charge", "limits.cvl_cut_active",
               "limits.discharge_latched")
@@ -94,6 +98,7 @@ class Limits(FunctionBlock):
         self.reached = False  # the run has reached the balancing voltage
         self.attempt_day = -1
         self.discharge_latched = False
+        self.silent_caps: tuple[float, float] | None = None  # CCL, DCL when a BMS went silent
 
     def start(self, db: TagDB) -> None:
         self.cells = [c for unit in find_units(db) for c in unit.cells]
@@ -111,10 +116,16 @@ class Limits(FunctionBlock):
         ctx.write("limits.cvl_cut_active", cut_active)
 
         ccl, dcl = self._currents(ctx) if cells_ok else (0.0, 0.0)
-        count = ctx.staged("bms.count")
-        share = ctx.staged("bms.online") / count if count > 0 else 1.0
-        ctx.write("limits.ccl", self.ccl.update(ccl * share, ctx.t, ctx.dt, hold, current_rate))
-        ctx.write("limits.dcl", self.dcl.update(dcl * share, ctx.t, ctx.dt, hold, current_rate))
+        count, online = ctx.staged("bms.count"), ctx.staged("bms.online")
+        if online >= count:
+            self.silent_caps = None
+        else:
+            share = online / count if ctx.staged("par.packs_isolatable") else 0.0
+            if self.silent_caps is None:  # from now on the limits may fall, never rise
+                self.silent_caps = (self.ccl.value or 0.0, self.dcl.value or 0.0)
+            ccl, dcl = min(ccl * share, self.silent_caps[0]), min(dcl * share, self.silent_caps[1])
+        ctx.write("limits.ccl", self.ccl.update(ccl, ctx.t, ctx.dt, hold, current_rate))
+        ctx.write("limits.dcl", self.dcl.update(dcl, ctx.t, ctx.dt, hold, current_rate))
         ctx.write("limits.discharge_latched", self.discharge_latched)
 
     # ---- CVL ----------------------------------------------------------------------------------------------

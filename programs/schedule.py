@@ -5,7 +5,9 @@ Charge periods: two, each with ``start``/``end`` as minutes of the day (an end b
 midnight; start == end disables the period) and ``enable`` ("charge from grid"). Inside a period the battery
 is not discharged; it is charged from the grid only if the period is enabled, up to ``par.max_soc`` (a run
 that reached it restarts once the SoC is 5 % lower). Outside, the unload chart may discharge down to the
-reserve ``max(par.min_soc, par.min_soc_on_grid)``; the site is grid-tied, so the on-grid reserve applies.
+reserve: ``max(par.min_soc, par.min_soc_on_grid)`` while ``grid.present`` (a meter or SCADA drives it; seed
+004 keeps an outage reserve on grid), ``par.min_soc`` without grid; either raised by ``soc.uncertainty``, so
+a SoC that may read high cannot turn the reserve into a deep discharge (issue 14).
 
 ``cmd.mode``: ``auto``; ``off`` (no requests at all, the charts idle); ``force_charge`` (a load request now,
 no discharge); ``hold`` (no discharge). A balancing run that has yet to reach its voltage
@@ -44,7 +46,8 @@ def in_period(minute: int, start: int, end: int) -> bool:
 
 
 class Schedule(FunctionBlock):
-    reads = ("cmd.mode", "bat.soc", "limits.balance_charge", "par.min_soc", "par.min_soc_on_grid",
+    reads = ("cmd.mode", "bat.soc", "limits.balance_charge", "par.min_soc", "par.min_soc_on_grid", "grid.present",
+             "soc.uncertainty",
              "par.max_soc") + tuple(n for p in PERIODS for n in p) + tuple(n for i in INHIBITS for n in i)
     writes = ("schedule.time_s", "schedule.minute_of_day", "schedule.charge_window", "schedule.grid_charge",
               "schedule.load_request", "schedule.discharge_allowed", "schedule.soc_floor",
@@ -81,7 +84,10 @@ class Schedule(FunctionBlock):
             mode in (AUTO, HOLD) and (window_charge or ctx.staged("limits.balance_charge")))
         ctx.write("schedule.load_request", request)
 
-        floor = max(ctx.staged("par.min_soc"), ctx.staged("par.min_soc_on_grid"))
+        floor = ctx.staged("par.min_soc")
+        if ctx.staged("grid.present"):
+            floor = max(floor, ctx.staged("par.min_soc_on_grid"))
+        floor += ctx.staged("soc.uncertainty")
         ctx.write("schedule.soc_floor", floor)
         ctx.write("schedule.discharge_allowed", mode == AUTO and not window and soc > floor)
 

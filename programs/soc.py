@@ -10,6 +10,10 @@ sync), as the seed-003 aggregator persists it, so a restart resumes within that 
 Before the first value is known (``soc.charge_ah`` < 0) the counter starts from the BMS estimate ``bms.soc``
 as soon as a BMS answers (50 % if none has within a minute).
 
+Uncertainty (issue 14): ``soc.uncertainty`` (points, retained) grows by ``par.soc_uncertainty_pct`` of every Ah
+counted and by seed 000's self-discharge bound (3.5 % a month) per day; a full or empty sync sets it to 0.
+The schedule raises the reserve by it, so a SoC that may read high cannot deep-discharge the pack.
+
 Health (seed 004): residual energy = charge x nominal pack voltage; cycles = discharged Ah / capacity;
 cell imbalance % = |max - min| / (max + min) x 200; SoH = measured capacity / rated capacity, where the
 capacity is measured as the net Ah taken out between a full sync and the next empty sync.
@@ -23,14 +27,15 @@ from runtime.tags import TagDB
 PERSIST_STEP = 0.0025  # of capacity: the seed-003 aggregator's 0.25 % persistence threshold
 DEFAULT_SOC = 50.0  # % when neither a retained value nor a BMS estimate is available ...
 INIT_WAIT_S = 60.0  # ... within this long after the start
+SELF_DISCHARGE_PTS_PER_S = 3.5 / (30 * 86400)  # seed 000's datasheet bound, 3.5 % a month, in points per second
 
 
 class Soc(FunctionBlock):
     reads = ("bat.current", "bat.voltage", "bat.cell_v_max", "bat.cell_v_min", "bms.soc", "bms.online",
              "par.capacity_ah",
              "par.charge_efficiency", "par.soc_full_cell_v", "par.full_current_c", "par.soc_full_delay_s",
-             "par.cell_v_min", "par.cells_series", "par.cell_v_nominal")
-    writes = ("bat.soc", "soc.charge_ah", "soc.residual_kwh", "soc.discharged_ah", "soc.cycles", "soc.soh",
+             "par.cell_v_min", "par.cells_series", "par.cell_v_nominal", "par.soc_uncertainty_pct")
+    writes = ("soc.uncertainty", "bat.soc", "soc.charge_ah", "soc.residual_kwh", "soc.discharged_ah", "soc.cycles", "soc.soh",
               "soc.capacity_measured_ah", "soc.imbalance_pct")
 
     def __init__(self, name: str, site: object = None) -> None:
@@ -59,6 +64,7 @@ class Soc(FunctionBlock):
                 return  # the devices are not answering yet; bat.soc stays as it was
             ctx.write("soc.charge_ah", self.charge)
         synced = self._count(ctx, capacity) if ctx.ok("bat.current") else False
+        self._uncertainty(ctx, capacity, synced)
 
         charge = self.charge
         step = PERSIST_STEP * capacity
@@ -75,6 +81,14 @@ class Soc(FunctionBlock):
         if ctx.ok("bat.cell_v_max") and ctx.ok("bat.cell_v_min"):
             high, low = ctx.staged("bat.cell_v_max"), ctx.staged("bat.cell_v_min")
             ctx.write("soc.imbalance_pct", abs(high - low) / (high + low) * 200.0 if high + low > 0 else 0.0)
+
+    def _uncertainty(self, ctx: ScanContext, capacity: float, synced: bool) -> None:
+        if synced:
+            ctx.write("soc.uncertainty", 0.0)
+            return
+        counted = abs(ctx.staged("bat.current")) * ctx.dt / 3600.0 if ctx.ok("bat.current") else 0.0
+        grow = ctx.staged("par.soc_uncertainty_pct") * counted / capacity + SELF_DISCHARGE_PTS_PER_S * ctx.dt
+        ctx.write("soc.uncertainty", min(100.0, ctx.staged("soc.uncertainty") + grow))
 
     def _count(self, ctx: ScanContext, capacity: float) -> bool:
         """Integrate the current over dt and apply the full/empty syncs; True if a sync happened."""

@@ -66,9 +66,11 @@ def test_bms_flags_all_must_allow(bench_factory: Any) -> None:
     assert not bench["bms.charge_allowed"] and bench["bms.discharge_allowed"]
 
 
-def test_two_bms_aggregate_and_one_missing_degrades(bench_factory: Any) -> None:
+@pytest.mark.parametrize("isolatable", [True, False])
+def test_two_bms_aggregate_and_one_missing_degrades(bench_factory: Any, isolatable: bool) -> None:
     bench = bench_factory(["aggregate", "limits"], db=two_bms_db())
     bench.set(SECOND)
+    bench.set(par__packs_isolatable=isolatable)
     bench.set(bms1__soc=50.0, bms1__capacity_ah=320.0)
     bench.run(1)
     assert bench["bms.count"] == 2 and bench["bms.online"] == 2
@@ -82,7 +84,22 @@ def test_two_bms_aggregate_and_one_missing_degrades(bench_factory: Any) -> None:
     assert bench["alarm.bms_missing"] and bench["bms.online"] == 1
     assert bench["bat.cell_v_max"] == pytest.approx(3.30)  # from the unit still online
     assert bench["bms.charge_allowed"] and bench["bms.discharge_allowed"]  # the site keeps running
-    assert bench["limits.ccl"] == pytest.approx(full_ccl / 2)  # on half the bank
+    # a pack with its own contactor is isolated and the other carries its share; packs on one bus cannot be
+    # isolated, so the silent one (its cells unseen, perhaps at a cut) stops charge and discharge (issue 14)
+    assert bench["limits.ccl"] == pytest.approx(full_ccl / 2 if isolatable else 0.0)
+    assert bench["limits.dcl"] == 0.0 or isolatable
+
+
+def test_limits_never_rise_because_a_bms_went_silent(bench_factory: Any) -> None:
+    bench = bench_factory(["aggregate", "limits"], db=two_bms_db())
+    bench.set(SECOND)
+    bench.set(par__packs_isolatable=True, bms2__cell_1=3.56)  # the second pack near its top: charge derated
+    bench.run(1)
+    before = bench["limits.ccl"]
+    assert 0 < before < 0.25 * bench["par.ccl_max_c"] * bench["par.capacity_ah"]  # under half of the half
+    bench.bad("bms2.cell_3", quality=Quality.STALE)  # the pack with the highest cell goes silent
+    bench.run(600)  # the reporting pack's cells alone would allow half the full limit
+    assert 0 < bench["limits.ccl"] <= before
 
 
 def test_no_bms_online_makes_cell_values_bad(bench_factory: Any) -> None:

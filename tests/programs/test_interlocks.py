@@ -60,7 +60,7 @@ def test_charging_passes_inside_the_limits_clamped_to_cvl_and_ccl(bench_factory:
 @pytest.mark.parametrize(("inputs", "alarm"), [
     ({"bms1.cell_5": 3.65}, "alarm.cell_high"),
     ({"bms1.temp_1": 66.0}, "alarm.temp"),
-    ({"bms1.temp_2": -0.5}, "alarm.temp"),
+    ({"bms1.temp_2": -0.5}, "bat.too_cold_to_charge"),  # a state, not an alarm: normal on a winter night
     ({"bms1.charge_allowed": False}, None),
     ({"cmd.mode": "off"}, None),
 ])
@@ -166,11 +166,14 @@ def test_persistent_export_trips_the_inverter_until_the_chart_lets_go(bench_fact
     bench.run(1)
     bench.requests.wanted["inverter.enable"] = True
     bench.run(1)
-    assert bench["inverter.enable"] and not bench["alarm.export"]
+    assert not bench["inverter.enable"] and not bench["alarm.export"]  # released; off for its minimum time
+    bench.run(bench["par.inverter_min_off_s"])
+    assert bench["inverter.enable"]
 
 
 def test_heater_below_5_while_charge_is_wanted_off_at_10(bench_factory: Any) -> None:
     bench = interlock_bench(bench_factory)
+    bench.set(par__climate_min_switch_s=0.0)  # the hysteresis alone (the minimum times: their own test)
     bench.set(bms1__temp_1=-3.0, bms1__temp_2=-2.0)
     bench.run(1)
     assert not bench["heater.enable"]  # nobody wants to charge
@@ -188,6 +191,7 @@ def test_heater_below_5_while_charge_is_wanted_off_at_10(bench_factory: Any) -> 
 
 def test_fan_at_high_current_or_temperature(bench_factory: Any) -> None:
     bench = interlock_bench(bench_factory)
+    bench.set(par__climate_min_switch_s=0.0)  # the hysteresis alone (the minimum times: their own test)
     bench.run(1)
     assert not bench["fan.enable"]
     bench.set(shunt__current=-100.0)  # 0.31C >= 0.3C
@@ -204,6 +208,37 @@ def test_fan_at_high_current_or_temperature(bench_factory: Any) -> None:
     assert bench["fan.enable"]
     bench.set(bms1__temp_1=29.0)
     bench.run(1)
+    assert not bench["fan.enable"]
+
+
+def test_charger_minimum_on_and_off_times_but_a_protection_cuts_at_once(bench_factory: Any) -> None:
+    bench = interlock_bench(bench_factory, **CHARGE)
+    bench.run(1)
+    assert bench["charger.enable"]
+    bench.requests.wanted["charger.enable"] = False  # the chart lets go after a second
+    bench.run(1)
+    assert bench["charger.enable"] and bench["charger.current_sp"] == 0  # held on, at no current
+    bench.run(bench["par.charger_min_on_s"])
+    assert not bench["charger.enable"]
+    bench.requests.wanted["charger.enable"] = True  # asked again at once: off for its minimum time
+    bench.run(bench["par.charger_min_off_s"] - 5)
+    assert not bench["charger.enable"]
+    bench.run(10)
+    assert bench["charger.enable"] and bench["charger.current_sp"] > 0
+    bench.set({"bms1.cell_5": 3.65})  # a protection does not wait for the minimum on time
+    bench.run(1)
+    assert not bench["charger.enable"]
+
+
+def test_heater_and_fan_keep_each_state_their_minimum_time(bench_factory: Any) -> None:
+    bench = interlock_bench(bench_factory)
+    bench.set(shunt__current=-100.0)  # fan on
+    bench.run(1)
+    assert bench["fan.enable"]
+    bench.set(shunt__current=0.0)
+    bench.run(bench["par.climate_min_switch_s"] - 5)
+    assert bench["fan.enable"]
+    bench.run(10)
     assert not bench["fan.enable"]
 
 
@@ -261,8 +296,10 @@ def check_safe(bench: Any, inputs: dict[str, Any], bad: dict[str, Quality]) -> N
         assert battery_good <= good
         assert max(cells) < 3.65 and 0.0 <= temp_lo and temp_hi <= 65.0
         assert inputs["bms1.charge_allowed"] and inputs["cmd.mode"] != "off"
-        assert 0 < bench["charger.voltage_sp"] <= min(bench["limits.cvl"], 3.65 * N) + 1e-9
-        assert 0 < bench["charger.current_sp"] <= bench["limits.ccl"] + 1e-9
+        assert 0 <= bench["charger.voltage_sp"] <= min(bench["limits.cvl"], 3.65 * N) + 1e-9
+        assert 0 <= bench["charger.current_sp"] <= bench["limits.ccl"] + 1e-9
+        # held on for its minimum time without a usable request: at 0 V and 0 A, it pushes nothing
+        assert (bench["charger.voltage_sp"] > 0) == (bench["charger.current_sp"] > 0)
         assert not bench["inverter.enable"]
     else:
         assert bench["charger.voltage_sp"] == 0 and bench["charger.current_sp"] == 0

@@ -77,10 +77,12 @@ def simulate(name: str, watch: tuple[str, ...] = ()) -> Run:
 
 def test_unload_inhibits_keep_for_exactly_6h20_and_battery_off_does_not_shorten_it() -> None:
     run = simulate("unload_inhibits_keep", ("sfc.unload.step", "sfc.keep.step", "bat.soc",
-                                            "keep.inhibit_unload_until", "keep.inhibit_cmd_until"))
+                                            "keep.inhibit_unload_until", "keep.inhibit_cmd_until", "soc.uncertainty"))
     began = run.first("sfc.unload.step", "run")
     stopped = run.first_not("sfc.unload.step", "run", after=began)
-    assert run.at("bat.soc", stopped) <= 55.0  # it ran down to the (raised) reserve
+    # it ran down to the (raised) reserve, itself raised by the SoC's uncertainty
+    assert 0 < run.at("soc.uncertainty", stopped) < 0.5
+    assert run.at("bat.soc", stopped) <= 55.0 + run.at("soc.uncertainty", stopped)
     assert run.at("keep.inhibit_unload_until", stopped) == pytest.approx(run.start_s + stopped + 22800)
     resumed = run.first("sfc.keep.step", "charge", after=stopped)
     assert stopped + 22800 <= resumed <= stopped + 22800 + run.period  # 6 h 20 min, to the scan
@@ -132,11 +134,12 @@ def test_inverter_counts_as_running_only_above_53_w() -> None:
 
 
 def test_unload_stops_after_8_hours() -> None:
-    run = simulate("unload_8h_limit", ("sfc.unload.step",))
+    run = simulate("unload_8h_limit", ("sfc.unload.step", "unload.relock_until"))
     began = run.first("sfc.unload.step", "run")
     ended = run.first_not("sfc.unload.step", "run", after=began)
     assert ended - began == pytest.approx(28800, abs=run.period)
     assert run.at("sfc.unload.step", ended) == "rest"
+    assert run.values["unload.relock_until"][-1] == pytest.approx(run.start_s + ended + 43200, abs=run.period)
 
 
 def test_unload_follows_the_house_and_exports_no_battery_energy() -> None:

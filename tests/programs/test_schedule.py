@@ -125,3 +125,15 @@ def test_an_inhibit_end_far_in_the_future_is_trusted_only_for_its_duration(bench
     assert bench["keep.inhibit_left_s"] == pytest.approx(7200)
     bench.run(7200)
     assert not bench["keep.inhibited"]
+
+
+def test_reserve_is_min_soc_on_grid_only_with_grid_and_raised_by_the_uncertainty(bench_factory: Any) -> None:
+    bench = schedule_bench(bench_factory, soc=25.0, min_soc=10, min_soc_on_grid=30)
+    bench.run(60)
+    assert bench["schedule.soc_floor"] == 30 and not bench["schedule.discharge_allowed"]  # grid present
+    bench.set(grid__present=False)  # an outage: the lower floor of seed 004 applies
+    bench.run(60)
+    assert bench["schedule.soc_floor"] == 10 and bench["schedule.discharge_allowed"]
+    bench.set(soc__uncertainty=16.0)  # the SoC may read 16 points high: keep the real reserve
+    bench.run(60)
+    assert bench["schedule.soc_floor"] == 26 and not bench["schedule.discharge_allowed"]

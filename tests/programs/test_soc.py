@@ -13,6 +13,7 @@ def soc_bench(factory: Any, soc_ah: float = 160.0, period: float = 10.0) -> Any:
     bench = factory(["aggregate", "soc"], period=period)
     bench.db.values["soc.charge_ah"] = soc_ah
     bench.blocks["soc"].start(bench.db)  # as after a restart with this retained value
+    bench.set(par__soc_mismatch_a=100.0)  # these tests drive the shunt alone: no cross-check with the BMS
     return bench
 
 
@@ -20,12 +21,12 @@ def test_charge_counts_with_efficiency_and_discharge_without(bench_factory: Any)
     bench = soc_bench(bench_factory)
     bench.set(shunt__current=100.0)
     bench.run(3600)
-    assert bench["bat.soc"] == pytest.approx(100 * (160 + 98) / 320, abs=0.1)  # 100 Ah in x 0.98
+    assert bench["bat.soc"] == pytest.approx(100 * (160 + 99.8) / 320, abs=0.1)  # 100 Ah in x 0.998
     bench.set(shunt__current=-50.0)
     bench.run(3600)
-    assert bench["bat.soc"] == pytest.approx(100 * (258 - 50) / 320, abs=0.1)
+    assert bench["bat.soc"] == pytest.approx(100 * (259.8 - 50) / 320, abs=0.1)
     assert bench["soc.cycles"] == pytest.approx(50 / 320, abs=0.01)
-    assert bench["soc.residual_kwh"] == pytest.approx(208 * 3.2 * 8 / 1000, abs=0.05)
+    assert bench["soc.residual_kwh"] == pytest.approx(209.8 * 3.2 * 8 / 1000, abs=0.05)
 
 
 def test_clamped_to_capacity(bench_factory: Any) -> None:
@@ -129,3 +130,31 @@ def test_unknown_charge_waits_for_the_bms_then_falls_back_to_half(bench_factory:
     assert bench["soc.charge_ah"] < 0
     bench.run(20)
     assert bench["bat.soc"] == pytest.approx(50.0)
+
+
+def test_a_shunt_that_disagrees_with_the_bms_raises_the_mismatch_alarm_and_is_not_counted(bench_factory: Any) -> None:
+    bench = bench_factory(["aggregate", "soc"], period=10.0)
+    bench.db.values["soc.charge_ah"] = 160.0
+    bench.blocks["soc"].start(bench.db)
+    bench.set(shunt__current=3.0, bms1__current=0.0)  # a bad zero: 3 A in while nothing flows
+    bench.run(bench["par.soc_mismatch_s"] - 20)
+    assert not bench["alarm.soc_sensor_mismatch"] and bench["bat.current"] == 3.0
+    bench.run(30)
+    assert bench["alarm.soc_sensor_mismatch"] and bench["bat.current"] == 0.0  # the BMS is counted now
+    soc = bench["bat.soc"]
+    bench.run(3600)
+    assert bench["bat.soc"] == pytest.approx(soc, abs=0.01)
+    bench.set(shunt__current=0.0)  # agreeing again, for as long, clears it
+    bench.run(bench["par.soc_mismatch_s"] + 10)
+    assert not bench["alarm.soc_sensor_mismatch"]
+
+
+def test_uncertainty_grows_with_the_charge_counted_and_a_sync_clears_it(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=200.0)
+    bench.set(shunt__current=-32.0)
+    bench.run(3600)  # 32 Ah counted: 1 % of it is 0.1 point, plus an hour of self-discharge bound
+    assert bench["soc.uncertainty"] == pytest.approx(0.1 + 3.5 / 30 / 24, abs=0.01)
+    bench.cells(3.45)
+    bench.set(shunt__current=5.0)
+    bench.run(120)  # full sync
+    assert bench["soc.uncertainty"] < 0.001  # 0 at the sync, then only a minute of self-discharge bound

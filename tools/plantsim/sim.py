@@ -432,6 +432,7 @@ class Simulation:
             "soc_error_max_pts": round(self.watch.soc_error_max, 3),
             "soc_error_end_pts": round(self.watch.soc_error_end, 3),
             "interlock_trips": self.watch.interlock_trips,
+            "alarms_raised": sum(1 for mark in self.marks if mark.kind == "alarm"),  # EEMUA 191's rate
             "program_faults": faults,
             "scada_writes_accepted": self.scada.accepted,
             "scada_writes_refused": self.scada.refused,

@@ -27,7 +27,7 @@ START_VALUES = {
     "grid.power": 243.2, "par.unload_start_import_w": 200, "par.unload_start_delay_s": 60, "bat.voltage": 26.4,
     "par.unload_start_cell_v": 3.265, "par.cells_series": 8, "schedule.discharge_allowed": True,
     "interlock.discharge_blocked": False, "cmd.battery_off": False, "schedule.battery_off_hold": False,
-    "cmd.mode": "auto",
+    "cmd.mode": "auto", "unload.import_wh": 10.0, "schedule.time_s": 1000.0, "unload.relock_until": 0.0,
 }
 STEPS = {"load": ("idle", 5.0), "ballast": ("idle", 1.0)}
 
@@ -37,7 +37,7 @@ def test_a_single_comparison_reads_as_the_issue_shows_it(unload) -> None:
                            steps={"unload": ("idle", 3725.0)})
     text = render(explain(unload, snap))
     assert text.splitlines() == [
-        "unload: idle for 1h2min5s (inverter off)",
+        "unload: idle for 1h2min5s (inverter off; a charge (current into the battery from a charging chart) ends a relock)",
         "  T1 idle -> importing: grid.power > par.unload_start_import_w  (143.2 > 200: false)",
     ]
 
