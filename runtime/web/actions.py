@@ -1,0 +1,130 @@
+"""What an operator may change from the page, and the one path each change takes.
+
+Tag writes (parameters, mode, commands) go through the Modbus server's ``RequestHandler.stage``: the same
+whitelist (a mapped ``rw`` tag), decoding and range checks, the same log line and counters, the same write
+queue that lands them at the next latch. The page encodes the value as the register words a SCADA would send,
+so nothing is checked twice or differently. Without the Modbus server there is no write path and the page is
+read-only.
+
+Alarms: acknowledge and shelve act on an ``AlarmManager`` (runtime/alarms.py) fed from the ``alarm.*``
+condition tags once per scan; an operator action is queued and applied by the scan thread at its next commit,
+so the manager only ever changes on the scan thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from runtime.alarms import Alarm, AlarmManager, AlarmRefused, AlarmState
+from runtime.events import is_alarm
+from runtime.server.protocol import Refused, RequestHandler, limits_text
+from runtime.server.regmap import BITS
+from runtime.tags import TagDB
+
+# How long the page waits for the scan to apply an alarm action before it says so.
+ACTION_TIMEOUT = 5.0
+
+
+class WriteRefused(Exception):
+    """A write from the page that changes nothing; the message says why, for the operator."""
+
+
+class TagWriter:
+    """Stages a tag write from the page through the Modbus server's write path (see the module docstring)."""
+
+    def __init__(self, handler: RequestHandler | None) -> None:
+        self.handler = handler
+
+    def writable(self, name: str) -> bool:
+        point = self.handler.regmap.by_name.get(name) if self.handler else None
+        return point is not None and point.writable
+
+    def write(self, name: str, value: Any, client: str) -> Any:
+        """Queue ``name = value`` for the next latch; return the value as it will land, or raise WriteRefused."""
+        if self.handler is None:
+            raise WriteRefused("writes go through the Modbus server's write path, and site.server is disabled")
+        point = self.handler.regmap.by_name.get(name)
+        if point is None:
+            raise WriteRefused(f"{name} is not mapped for SCADA writes")
+        try:
+            typed = point.tag.coerce(value)
+        except (ValueError, TypeError) as error:
+            raise WriteRefused(str(error)) from None
+        encoded = point.encode(typed)
+        if point.decode(encoded) != typed and not point.tag.in_range(typed):
+            # The register cannot even hold the value (a uint16 under a scale): the range is the reason.
+            raise WriteRefused(f"{point.tag.format(typed)} is outside {limits_text(point)}")
+        items: list[Any] = [bool(typed)] if point.space == BITS else \
+            [encoded[i:i + 2] for i in range(0, len(encoded), 2)]
+        try:
+            self.handler.stage(client, point.space, point.address, items)
+        except Refused as refused:
+            raise WriteRefused(str(refused)) from None
+        return point.tag.format(point.decode(encoded))
+
+
+class Alarms:
+    """The site's alarms for the page: states and journal from an AlarmManager the scan keeps current."""
+
+    def __init__(self, db: TagDB) -> None:
+        self.db = db
+        names = sorted(name for name, tag in db.defs.items() if is_alarm(tag))
+        self.manager = AlarmManager({name.removeprefix("alarm."): Alarm(name.removeprefix("alarm."),
+                                                                        description=db.defs[name].description)
+                                     for name in names})
+        self._conditions = {name.removeprefix("alarm."): name for name in names}
+        self._pending: deque[tuple[Callable[[float, str], Any], Future[Any]]] = deque()
+        self._lock = threading.Lock()  # the page reads the states while the scan moves them
+
+    def observe(self, scan: Any) -> None:
+        """Scan observer: apply queued operator actions, then this scan's conditions."""
+        t, at = scan.ctx.t, scan.ctx.now.isoformat(timespec="seconds")
+        values = self.db.values
+        with self._lock:
+            while self._pending:
+                action, done = self._pending.popleft()
+                try:
+                    done.set_result(action(t, at))
+                except AlarmRefused as refused:
+                    done.set_exception(refused)
+            self.manager.update({key: values[name] for key, name in self._conditions.items()}, t, at)
+
+    def _apply(self, action: Callable[[float, str], Any]) -> Any:
+        done: Future[Any] = Future()
+        self._pending.append((action, done))
+        try:
+            done.result(ACTION_TIMEOUT)
+        except AlarmRefused as refused:
+            raise WriteRefused(str(refused)) from None
+        except TimeoutError:
+            raise WriteRefused(f"the scan did not take the action within {ACTION_TIMEOUT:g} s") from None
+
+    def acknowledge(self, name: str, client: str) -> None:
+        self._apply(lambda t, at: self.manager.acknowledge(name, t, at))
+
+    def shelve(self, name: str, seconds: float, client: str) -> None:
+        self._apply(lambda t, at: self.manager.shelve(name, seconds, t, at))
+
+    def unshelve(self, name: str, client: str) -> None:
+        self._apply(lambda t, at: self.manager.unshelve(name, t, at))
+
+    def states(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"name": a.name, "state": a.state.label, "condition": a.condition, "priority": a.priority.name,
+                     "description": a.description, "since": a.since, "shelved_until": a.shelved_until,
+                     "raised": a.raised} for a in self.manager.alarms.values()]
+
+    def standing(self) -> int:
+        with self._lock:
+            return len(self.manager.standing())
+
+    def journal(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self.manager.journal_records()[::-1]
+
+
+__all__ = ["AlarmState", "Alarms", "TagWriter", "WriteRefused"]
