@@ -118,7 +118,7 @@ function build() {
     `(${kb} kB, fixed); shown one point per minute.`;
   document.body.classList.toggle("readonly", !meta.writes.enabled);
   $("#write-hint").textContent = meta.writes.enabled
-    ? "Writes are enabled: enter the write token once; each write is checked like a Modbus write."
+    ? "Writes are enabled: enter the write token (top right) once; each write is checked like a Modbus write."
     : `Read-only: ${meta.writes.why_not}.`;
   flowBoxes();
 }
