@@ -45,7 +45,8 @@ class WebApp:
         self.writes = {"enabled": token is not None and writer.handler is not None, "why_not": why_not_writable}
         self.sampler = Sampler(db)
         self.alarms = Alarms(db)
-        self.publisher = Publisher(self._message, self._wait)
+        self.publisher = Publisher(self._message, self.sampler.fresh)
+        self._published: Any = None  # the sample the last live message was built from
         self._diagrams: dict[tuple[str, str | None], bytes] = {}
         self._diagram_lock = threading.Lock()
         self.server: WebServer | None = None
@@ -60,14 +61,11 @@ class WebApp:
 
     # ---- what the page reads ------------------------------------------------------------------------------------
 
-    def _wait(self, timeout: float) -> None:
-        with self.sampler.fresh:
-            self.sampler.fresh.wait(timeout)
-
     def _message(self) -> bytes | None:
         sample = self.sampler.sample
-        if sample is None:
+        if sample is None or sample is self._published:
             return None
+        self._published = sample
         message = live_message(self.db, sample, self.charts.values(), self.alarms.states(), self.writes)
         return json.dumps(message, separators=(",", ":")).encode()
 
@@ -191,7 +189,8 @@ def attach(controller: Any) -> Callable[[], None] | None:
         path = Path(settings.token_file)
         token, why_not = read_token(path if path.is_absolute() else controller.site.dir / path)
         if token is None:
-            log.error("web: %s; the operator page is read-only", why_not)
+            where = controller.site.where("web", "token_file")
+            log.error("web: %s:%d: %s; the operator page is read-only", where.file, where.line, why_not)
     if server is None:
         why_not = "writes take the Modbus server's write path, and site.server is disabled"
     charts = [p.decl for p in controller.programs if isinstance(getattr(p, "decl", None), ChartDecl)]

@@ -46,9 +46,9 @@ def static_file(name: str) -> bytes:
 class Publisher:
     """Builds the live message when a new sample is taken and hands the same bytes to every stream."""
 
-    def __init__(self, build: Callable[[], bytes | None], wait: Callable[[float], None]) -> None:
+    def __init__(self, build: Callable[[], bytes | None], fresh: threading.Condition) -> None:
         self.build = build
-        self.wait = wait
+        self.fresh = fresh  # notified when a new sample is taken
         self.message: bytes | None = None
         self.serial = 0
         self.changed = threading.Condition()
@@ -61,8 +61,9 @@ class Publisher:
 
     def stop(self) -> None:
         self._stop.set()
-        with self.changed:
-            self.changed.notify_all()
+        for condition in (self.fresh, self.changed):
+            with condition:
+                condition.notify_all()
         self._thread.join(timeout=5)
 
     @property
@@ -71,16 +72,17 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.wait(2.0)
-            if self._stop.is_set() or (self.streams == 0 and self.message is not None):
-                continue  # nobody watching: keep the last message, build nothing
+            with self.fresh:
+                self.fresh.wait(2.0)
+            if self._stop.is_set() or self.streams == 0:
+                continue  # nobody watching: build nothing
             try:
                 message = self.build()
             except Exception:
                 log.exception("web: building the live message failed")
                 continue
             if message is None:
-                continue
+                continue  # no new sample since the last message
             with self.changed:
                 self.message = message
                 self.serial += 1

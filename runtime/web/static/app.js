@@ -55,24 +55,24 @@ function notice(text, refused) {
 
 // ---- writes ---------------------------------------------------------------------------------------------
 
-async function post(path, body) {
+async function post(path, body, what) {
   const response = await fetch(path, {
     method: "POST", headers: {"Content-Type": "application/json", "X-Battplc-Token": $("#token").value},
     body: JSON.stringify(body),
   });
   let answer;
   try { answer = await response.json(); } catch { answer = {reason: `HTTP ${response.status}`}; }
-  if (!response.ok) { notice(`Refused: ${answer.reason}`, true); return null; }
+  if (!response.ok) { notice(`Refused: ${what}: ${answer.reason}`, true); return null; }
   return answer;
 }
 
 async function writeTag(name, value) {
-  const answer = await post("/api/write", {tag: name, value});
+  const answer = await post("/api/write", {tag: name, value}, `${name} = ${value}`);
   if (answer) notice(`${name} = ${answer.value} written; it lands at the next scan`, false);
 }
 
 async function alarmAction(name, action, seconds) {
-  const answer = await post("/api/alarm", {alarm: name, action, seconds});
+  const answer = await post("/api/alarm", {alarm: name, action, seconds}, `${action} ${name}`);
   if (answer) { notice(`alarm ${name}: ${action} done`, false); loadJournal(); }
 }
 

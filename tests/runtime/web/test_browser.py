@@ -92,6 +92,8 @@ def test_overview_loads_and_values_change(browser: WebDriver, demo: Demo) -> Non
             until(browser, lambda b: b.execute_script(
                 "return [...document.querySelectorAll('.chart img')].every(i => i.complete && i.naturalWidth > 0)"),
                 "chart drawings did not load")
+        if page == "trends":
+            until(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, ".trend svg")) >= 5, "no trends drawn")
         shot(browser, page)
 
 
