@@ -23,7 +23,7 @@ from runtime.sfc.diagram import DiagramError, graphviz
 from runtime.sfc.model import ChartDecl
 from runtime.web.actions import Alarms, TagWriter, WriteRefused
 from runtime.web.http import Publisher, WebServer
-from runtime.web.live import TREND_PERIOD, Sampler, live_message, tag_meta
+from runtime.web.live import TREND_PERIOD, Sampler, live_message, tag_meta, why_message
 
 log = logging.getLogger("battplc.web")
 
@@ -47,6 +47,7 @@ class WebApp:
         self.alarms = Alarms(db)
         self.publisher = Publisher(self._message, self.sampler.fresh)
         self._published: Any = None  # the sample the last live message was built from
+        self._why: tuple[Any, bytes] = (None, b"[]")  # (sample, its why message): one build per sample
         self._diagrams: dict[tuple[str, str | None], bytes] = {}
         self._diagram_lock = threading.Lock()
         self.server: WebServer | None = None
@@ -68,6 +69,15 @@ class WebApp:
         self._published = sample
         message = live_message(self.db, sample, self.charts.values(), self.alarms.states(), self.writes)
         return json.dumps(message, separators=(",", ":")).encode()
+
+    def why(self) -> bytes:
+        """The why of every chart's transitions over the newest sample (JSON), built once per sample."""
+        sample = self.sampler.sample
+        with self._diagram_lock:
+            if sample is not None and self._why[0] is not sample:
+                body = json.dumps(why_message(self.db, sample, self.charts.values()), separators=(",", ":"))
+                self._why = (sample, body.encode())
+            return self._why[1]
 
     def meta(self) -> dict[str, Any]:
         defs = self.db.defs

@@ -17,6 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from operator import itemgetter
 from typing import Any
 
 from runtime.alarms import Alarm, AlarmManager, AlarmRefused, AlarmState
@@ -76,14 +77,23 @@ class Alarms:
         self.manager = AlarmManager({name.removeprefix("alarm."): Alarm(name.removeprefix("alarm."),
                                                                         description=db.defs[name].description)
                                      for name in names})
-        self._conditions = {name.removeprefix("alarm."): name for name in names}
+        self._keys = tuple(name.removeprefix("alarm.") for name in names)
+        # A tuple of the condition values in one C call (itemgetter of one name returns the bare value).
+        self._fetch: Callable[[Any], tuple[Any, ...]] = itemgetter(*names) if len(names) > 1 else \
+            (lambda values: tuple(values[name] for name in names))
+        self._last: tuple[Any, ...] | None = None
+        self._shelved = False  # some alarm is shelved: its expiry needs the time every scan
         self._pending: deque[tuple[Callable[[float, str], Any], Future[Any]]] = deque()
         self._lock = threading.Lock()  # the page reads the states while the scan moves them
 
     def observe(self, scan: Any) -> None:
-        """Scan observer: apply queued operator actions, then this scan's conditions."""
+        """Scan observer: apply queued operator actions, then this scan's conditions (when anything changed or a
+        shelve may expire; most scans only compare one tuple)."""
+        conditions = self._fetch(self.db.values)
+        if conditions == self._last and not self._pending and not self._shelved:
+            return
+        self._last = conditions
         t, at = scan.ctx.t, scan.ctx.now.isoformat(timespec="seconds")
-        values = self.db.values
         with self._lock:
             while self._pending:
                 action, done = self._pending.popleft()
@@ -91,7 +101,8 @@ class Alarms:
                     done.set_result(action(t, at))
                 except AlarmRefused as refused:
                     done.set_exception(refused)
-            self.manager.update({key: values[name] for key, name in self._conditions.items()}, t, at)
+            self.manager.update(dict(zip(self._keys, conditions, strict=True)), t, at)
+            self._shelved = any(a.state is AlarmState.SHELVED for a in self.manager.alarms.values())
 
     def _apply(self, action: Callable[[float, str], Any]) -> Any:
         done: Future[Any] = Future()
@@ -125,6 +136,3 @@ class Alarms:
     def journal(self) -> list[dict[str, Any]]:
         with self._lock:
             return self.manager.journal_records()[::-1]
-
-
-__all__ = ["AlarmState", "Alarms", "TagWriter", "WriteRefused"]

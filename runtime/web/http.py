@@ -173,6 +173,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._refuse(400, f"every={every!r} is not a number of seconds")
                 return
             self._json(200, app.sampler.trends.series(seconds))
+        elif url.path == "/api/why":
+            self._send(200, app.why(), "application/json")
         elif url.path == "/api/journal":
             self._json(200, app.alarms.journal())
         elif url.path.startswith("/api/chart/") and url.path.endswith(".svg"):

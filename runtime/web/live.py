@@ -174,14 +174,24 @@ def why_json(why: ChartWhy) -> dict[str, Any]:
 def live_message(db: TagDB, sample: Sample, charts: Iterable[ChartDecl], alarms: list[dict[str, Any]],
                  writes: dict[str, Any]) -> dict[str, Any]:
     """What every open page receives once per second: all values, the qualities that are not GOOD, each
-    chart's active step with the why of its transitions, the alarms."""
+    chart's active step, the alarms. (The why of the transitions is asked for by the charts page only.)"""
     defs = db.defs
     view = SampleView(db, sample)
+    steps = []
+    for decl in charts:
+        step, since = view.step(decl.name)
+        steps.append({"chart": decl.name, "step": step, "since_s": None if since is UNKNOWN else since})
     return {
         "t": round(sample.t, 3), "at": sample.at, "scans": sample.count,
         "values": {name: json_value(defs[name], value) for name, value in sample.values.items()},
         "quality": {name: q.name for name, q in sample.quality.items() if q != Quality.GOOD},
-        "charts": [why_json(explain(decl, view)) for decl in charts],
+        "charts": steps,
         "alarms": alarms,
         "writes": writes,
     }
+
+
+def why_message(db: TagDB, sample: Sample, charts: Iterable[ChartDecl]) -> list[dict[str, Any]]:
+    """Each chart's active step and the why of every transition leaving it, part by part."""
+    view = SampleView(db, sample)
+    return [why_json(explain(decl, view)) for decl in charts]

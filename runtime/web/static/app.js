@@ -43,6 +43,7 @@ function show() {
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.hash === `#${page}`);
   if (page === "trends") loadTrends();
   if (page === "alarms") loadJournal();
+  if (page === "charts") loadWhy();
 }
 window.addEventListener("hashchange", show);
 
@@ -193,7 +194,8 @@ function update(message) {
     if (q.textContent !== quality_) { q.textContent = quality_; q.className = `q-${quality_}`; row.className = `q-${quality_}`; }
   }
   for (const [name, cell] of Object.entries(paramRows)) cell.textContent = fmt(val(name));
-  for (const why of message.charts) chart(why);
+  for (const c of message.charts) chartStep(c);
+  if (location.hash === "#charts") loadWhy();
   alarms(message.alarms);
 }
 
@@ -204,15 +206,29 @@ function setLink(live) {
   document.body.classList.toggle("stale", !live);
 }
 
-function chart(why) {
+function chartStep(c) {
+  const view = chartViews[c.chart];
+  if (!view) return;
+  $(`#step-${c.chart}`).textContent = c.step ?? "-";
+  $(`#steptime-${c.chart}`).textContent = c.since_s === null ? "" : `${Math.round(c.since_s)} s`;
+  if (view.step !== c.step) {
+    view.step = c.step;
+    view.img.src = `/api/chart/${encodeURIComponent(c.chart)}.svg` + (c.step ? `?step=${encodeURIComponent(c.step)}` : "");
+  }
+}
+
+let whyBusy = false;
+async function loadWhy() { // only while the charts page is shown: the server explains once per sample
+  if (whyBusy) return;
+  whyBusy = true;
+  try {
+    for (const why of await (await fetch("/api/why")).json()) chartWhy(why);
+  } finally { whyBusy = false; }
+}
+
+function chartWhy(why) {
   const view = chartViews[why.chart];
   if (!view) return;
-  $(`#step-${why.chart}`).textContent = why.step ?? "-";
-  $(`#steptime-${why.chart}`).textContent = why.since_s === null ? "" : `${Math.round(why.since_s)} s`;
-  if (view.step !== why.step) {
-    view.step = why.step;
-    view.img.src = `/api/chart/${encodeURIComponent(why.chart)}.svg` + (why.step ? `?step=${encodeURIComponent(why.step)}` : "");
-  }
   const root = el("div", {}, el("h2", {}, `${why.chart}: ${why.step ?? "-"}`), el("p", {class: "hint"}, why.description));
   if (why.enabled) root.append(el("div", {}, "enabled when: "), tree([why.enabled]));
   for (const t of why.transitions) {

@@ -277,10 +277,18 @@ def test_events_stream_the_live_message(plc: Controller) -> None:
         connection.close()
     assert message["values"]["par.blink_period"] == 1.0 and message["values"]["demo.traffic_mode"] == "normal"
     assert [c["chart"] for c in message["charts"]] == ["traffic"]
-    why = message["charts"][0]
-    assert why["step"] in ("red", "red_amber", "green", "amber") and why["transitions"]
-    assert why["transitions"][0]["condition"]["result"] in (True, False)
+    assert message["charts"][0]["step"] in ("red", "red_amber", "green", "amber")
     assert message["writes"]["enabled"]
+
+
+def test_why_explains_each_transition_of_the_active_step(plc: Controller) -> None:
+    status, whys = request(plc, "GET", "/api/why")
+    assert status == 200 and [w["chart"] for w in whys] == ["traffic"]
+    why = whys[0]
+    step = plc.db.defs["sfc.traffic.step"].format(plc.db.values["sfc.traffic.step"])
+    assert why["step"] == step and why["transitions"]
+    condition = why["transitions"][0]["condition"]
+    assert condition["result"] in (True, False) and condition["shown"]  # e.g. "12 >= 8"
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot (apt install graphviz)")
