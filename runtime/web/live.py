@@ -7,7 +7,7 @@ per ``SAMPLE_PERIOD`` of scan time, and one row into the trend buffer every ``TR
 pages are open.
 
 Trends: a fixed ring of ``TREND_SLOTS`` rows (24 h at one row per 10 s) of float32 per trend tag plus a float64
-time column, allocated at start and never grown: 8640 x (8 + 4 x tags) bytes, 380 kB for the nine main tags.
+time column, allocated at start and never grown: 8640 x (8 + 4 x tags) bytes, 380,160 bytes for the nine main tags.
 """
 
 from __future__ import annotations

@@ -51,8 +51,9 @@ def on_free_ports(site: Path) -> dict[str, int]:
     tags = tags.replace("server: {listen: 127.0.0.1, port: 5020, unit_id: 1}",
                         f"server: {{listen: 127.0.0.1, port: {ports['server']}, unit_id: 1}}")
     tags = tags.replace("metrics: {listen: 127.0.0.1, port: 9108}",
-                        f"metrics: {{listen: 127.0.0.1, port: {ports['metrics']}}}\n"
-                        f"  web: {{port: {ports['web']}, token_file: web.token}}")
+                        f"metrics: {{listen: 127.0.0.1, port: {ports['metrics']}}}")
+    tags = tags.replace("web: {listen: 127.0.0.1, port: 8480}",
+                        f"web: {{listen: 127.0.0.1, port: {ports['web']}, token_file: web.token}}")
     assert f"port: {ports['web']}" in tags, "the repository's tags.yaml changed its server/metrics lines"
     (site / "tags.yaml").write_text(tags)
     (site / "web.token").write_text(TOKEN + "\n")
