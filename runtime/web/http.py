@@ -37,6 +37,7 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
 TOKEN_HEADER = "X-Battplc-Token"
 MAX_BODY = 4096  # bytes: a write is a name and a value
 KEEPALIVE = 15.0  # s: an SSE comment when nothing else was sent, so proxies and the page see a live stream
+MAX_STREAMS = 16  # open pages at once: each holds a thread; more are refused rather than starving the host
 
 
 def static_file(name: str) -> bytes:
@@ -53,6 +54,7 @@ class Publisher:
         self.serial = 0
         self.changed = threading.Condition()
         self.streams = 0
+        self._streams_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="web-publisher", daemon=True)
 
@@ -65,6 +67,18 @@ class Publisher:
             with condition:
                 condition.notify_all()
         self._thread.join(timeout=5)
+
+    def open_stream(self) -> bool:
+        """Count a new page in, unless MAX_STREAMS are open."""
+        with self._streams_lock:
+            if self.streams >= MAX_STREAMS:
+                return False
+            self.streams += 1
+            return True
+
+    def close_stream(self) -> None:
+        with self._streams_lock:
+            self.streams -= 1
 
     @property
     def stopped(self) -> bool:
@@ -132,12 +146,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("X-Frame-Options", "DENY")
-        for key, value in (headers or {}).items():
+        fields = {"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": "no-store",
+                  "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", **(headers or {})}
+        for key, value in fields.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
@@ -191,17 +202,19 @@ class Handler(BaseHTTPRequestHandler):
             self._refuse(404, f"nothing at {url.path}")
 
     def _stream(self) -> None:
-        """Server-Sent Events: the newest live message at once, then each new one; closed with the server."""
+        """Server-Sent Events: each new live message (one per sample) until the page or the server goes."""
         publisher = self.server.app.publisher
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
+        if not publisher.open_stream():
+            self._refuse(503, f"{MAX_STREAMS} pages are open already; close one")
+            return
         self.close_connection = True
-        publisher.streams += 1
         seen = publisher.serial  # the next message, built for this page: the last one may be minutes old
         try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Connection", "close")
+            self.end_headers()
             self.wfile.write(b"retry: 2000\n\n")
             self.wfile.flush()
             while not publisher.stopped:
@@ -215,7 +228,7 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the page went away
         finally:
-            publisher.streams -= 1
+            publisher.close_stream()
 
     # ---- POST -----------------------------------------------------------------------------------------------
 

@@ -4,12 +4,14 @@ simulated clock (the demo site: a blinking lamp and a traffic light chart)."""
 
 from __future__ import annotations
 
+import fnmatch
 import http.client
 import json
 import logging
 import shutil
 import socket
 import threading
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -92,6 +94,16 @@ def test_alarm_acknowledged_from_the_page_on_the_scan_thread() -> None:
     with pytest.raises(WriteRefused, match="no alarm 'cold'; alarms: hot"):
         while_scanning(alarms.observe, lambda: alarms.shelve("cold", 60, "web test"))
     assert [e["by"] for e in alarms.journal()] == ["operator", "condition"]  # newest first
+
+
+# ---- packaging -------------------------------------------------------------------------------------------
+
+def test_static_assets_ship_as_package_data() -> None:
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["*"]
+    assets = sorted((REPO / "runtime" / "web" / "static").iterdir())
+    assert [a.name for a in assets] == ["app.css", "app.js", "index.html"]
+    for asset in assets:
+        assert any(fnmatch.fnmatch(asset.name, pattern) for pattern in patterns), asset.name
 
 
 # ---- the token ----------------------------------------------------------------------------------------------
@@ -289,6 +301,19 @@ def test_why_explains_each_transition_of_the_active_step(plc: Controller) -> Non
     assert why["step"] == step and why["transitions"]
     condition = why["transitions"][0]["condition"]
     assert condition["result"] in (True, False) and condition["shown"]  # e.g. "12 >= 8"
+
+
+def test_open_pages_are_capped(plc: Controller, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("runtime.web.http.MAX_STREAMS", 1)
+    host, port = plc.parts["web"].address
+    first = http.client.HTTPConnection(host, port, timeout=5)
+    first.request("GET", "/api/events")
+    assert first.getresponse().status == 200
+    try:
+        status, answer = request(plc, "GET", "/api/events")
+        assert (status, answer["reason"]) == (503, "1 pages are open already; close one")
+    finally:
+        first.close()
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot (apt install graphviz)")
