@@ -58,13 +58,15 @@ class Trends:
         """Memory held by the ring, fixed at start."""
         return self.times.itemsize * self.slots + sum(c.itemsize * self.slots for c in self.columns)
 
-    def add(self, t: float, values: Mapping[str, Any]) -> None:
+    def add(self, t: float, values: Mapping[str, Any], quality: Mapping[str, Quality]) -> None:
+        """One row; a value that is not GOOD (or not a number) is a gap, not a point."""
         slot = self.rows % self.slots
         with self.lock:
             self.times[slot] = t
             for column, name in zip(self.columns, self.tags, strict=True):
                 value = values[name]
-                column[slot] = float(value) if isinstance(value, (int, float)) else math.nan
+                good = quality.get(name, Quality.GOOD) == Quality.GOOD and isinstance(value, (int, float))
+                column[slot] = float(value) if good else math.nan
             self.rows += 1
 
     def series(self, every: float = 0.0) -> dict[str, Any]:
@@ -108,7 +110,7 @@ class Sampler:
         self.sample = Sample(t, scan.ctx.now.isoformat(timespec="seconds"), scan.count, values, quality)
         if t >= self._next_trend:
             self._next_trend = t + self.trend_period - 1e-6
-            self.trends.add(t, values)
+            self.trends.add(t, values, quality)
         with self.fresh:
             self.fresh.notify_all()
 

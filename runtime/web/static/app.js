@@ -312,9 +312,19 @@ function trend(name, times, values) {
     let lo = Math.min(...points.map((p) => p[1])), hi = Math.max(...points.map((p) => p[1]));
     if (hi === lo) { hi += 1; lo -= 1; }
     const x = (t) => L + (W - L - 4) * (t - t0) / Math.max(1, t1 - t0), y = (v) => 4 + (H - B - 8) * (hi - v) / (hi - lo);
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("points", points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
-    svg.append(line);
+    let segment = []; // a gap (a value that was not GOOD) breaks the line
+    const flush = () => {
+      if (segment.length) {
+        const line = document.createElementNS(ns, "polyline");
+        line.setAttribute("points", segment.join(" "));
+        svg.append(line);
+      }
+      segment = [];
+    };
+    times.forEach((t, i) => {
+      if (values[i] === null) flush(); else segment.push(`${x(t).toFixed(1)},${y(values[i]).toFixed(1)}`);
+    });
+    flush();
     text(L - 4, 12, fmt(hi)); text(L - 4, H - B, fmt(lo));
     text(L, H - 2, `-${((t1 - t0) / 3600).toFixed(1)} h`, "start"); text(W - 4, H - 2, "now");
   } else {

@@ -22,7 +22,7 @@ import pytest
 
 from runtime.app import Controller
 from runtime.clock import SimClock
-from runtime.tags import TagDB, TagDef
+from runtime.tags import Quality, TagDB, TagDef
 from runtime.web import read_token
 from runtime.web.actions import Alarms, WriteRefused
 from runtime.web.live import Trends
@@ -38,10 +38,10 @@ def test_trends_keep_the_newest_rows_in_fixed_memory() -> None:
     trends = Trends(["a", "b"], slots=5)
     size = trends.bytes
     for i in range(12):
-        trends.add(float(i), {"a": i, "b": "text"})
+        trends.add(float(i), {"a": i, "b": "text"}, {"a": Quality.BAD if i == 9 else Quality.GOOD})
     series = trends.series()
     assert series["t"] == [7.0, 8.0, 9.0, 10.0, 11.0]
-    assert series["a"] == [7.0, 8.0, 9.0, 10.0, 11.0]
+    assert series["a"] == [7.0, 8.0, None, 10.0, 11.0]  # a BAD value is a gap
     assert series["b"] == [None] * 5  # not a number: a gap, not an error
     assert trends.bytes == size == 5 * 8 + 2 * 5 * 4
 
@@ -49,7 +49,7 @@ def test_trends_keep_the_newest_rows_in_fixed_memory() -> None:
 def test_trends_thin_to_one_row_per_interval() -> None:
     trends = Trends(["a"], slots=100)
     for i in range(30):
-        trends.add(i * 10.0, {"a": i})
+        trends.add(i * 10.0, {"a": i}, {})
     assert trends.series(every=60)["t"] == [0.0, 60.0, 120.0, 180.0, 240.0]
 
 
