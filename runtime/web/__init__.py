@@ -115,8 +115,9 @@ class WebApp:
         try:
             if path == "/api/write":
                 name, value = body.get("tag"), body.get("value")
-                if not isinstance(name, str) or value is None:
-                    return 400, {"reason": 'a write is {"tag": NAME, "value": VALUE}'}
+                if not isinstance(name, str) or not isinstance(value, (str, int, float)):
+                    return 400, {"reason": 'a write is {"tag": NAME, "value": VALUE}, VALUE a number, a boolean '
+                                           'or an enum name'}
                 return 200, {"ok": True, "tag": name, "value": self.writer.write(name, value, client)}
             if path == "/api/alarm":
                 return 200, self._alarm(body, client)

@@ -53,10 +53,11 @@ class TagWriter:
             raise WriteRefused(f"{name} is not mapped for SCADA writes")
         try:
             typed = point.tag.coerce(value)
+            encoded = point.encode(typed)
+            fits = point.decode(encoded) == typed
         except (ValueError, TypeError) as error:
             raise WriteRefused(str(error)) from None
-        encoded = point.encode(typed)
-        if point.decode(encoded) != typed and not point.tag.in_range(typed):
+        if not fits and not point.tag.in_range(typed):
             # The register cannot even hold the value (a uint16 under a scale): the range is the reason.
             raise WriteRefused(f"{point.tag.format(typed)} is outside {limits_text(point)}")
         items: list[Any] = [bool(typed)] if point.space == BITS else \

@@ -73,7 +73,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     url = f"http://127.0.0.1:{ports['web']}/"
     lines: list[str] = []
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a liveness bound: a start took > 30 s at load average 21
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:

@@ -199,6 +199,7 @@ REFUSED = [
     ({"tag": "demo.traffic_mode", "value": "disco"}, "'disco' is not one of off, normal, night", False),
     ({"tag": "scan.count", "value": 3}, "scan.count is not mapped for SCADA writes", False),
     ({"tag": "par.blink_period"}, 'a write is {"tag": NAME, "value": VALUE}', False),
+    ({"tag": "demo.walk_request", "value": [1]}, "VALUE a number, a boolean or an enum name", False),
 ]
 
 
