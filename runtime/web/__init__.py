@@ -6,7 +6,7 @@ transitions, alarms with acknowledge/shelve and the journal, 24 h trends, parame
 over Server-Sent Events.
 
 Rooms: ``live`` (what the scan hands over: samples, trends, the live message), ``actions`` (the write path:
-the Modbus server's checks, the alarm manager), ``http`` (the server, SSE, CSRF and token checks).
+the Modbus server's write checks, the alarm manager), ``http`` (the server, SSE, CSRF and token checks).
 ``attach(controller)`` is the controller's extension hook; ``site.web`` configures it (README: Operator page).
 """
 
@@ -19,6 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runtime.mqtt.commands import Commands
+from runtime.server.access import WritePolicy
+from runtime.server.regmap import RegisterMap
 from runtime.sfc.diagram import DiagramError, graphviz
 from runtime.sfc.model import ChartDecl
 from runtime.web.actions import Alarms, TagWriter, WriteRefused
@@ -42,7 +45,7 @@ class WebApp:
         self.charts = {decl.name: decl for decl in charts}
         self.writer = writer
         self.token = token
-        self.writes = {"enabled": token is not None and writer.handler is not None, "why_not": why_not_writable}
+        self.writes = {"enabled": token is not None, "why_not": why_not_writable}
         self.sampler = Sampler(db)
         self.alarms = Alarms(db)
         self.publisher = Publisher(self._message, self.sampler.fresh)
@@ -194,7 +197,6 @@ def attach(controller: Any) -> Callable[[], None] | None:
     settings = controller.site.settings.web
     if not settings.enabled:
         return None
-    server = controller.parts.get("server")
     token, why_not = None, "writes are enabled by site.web.token_file"
     if settings.token_file:
         path = Path(settings.token_file)
@@ -202,16 +204,18 @@ def attach(controller: Any) -> Callable[[], None] | None:
         if token is None:
             where = controller.site.where("web", "token_file")
             log.error("web: %s:%d: %s; the operator page is read-only", where.file, where.line, why_not)
-    if server is None:
-        why_not = "writes take the Modbus server's write path, and site.server is disabled"
     charts = [p.decl for p in controller.programs if isinstance(getattr(p, "decl", None), ChartDecl)]
-    app = WebApp(controller.db, charts, TagWriter(server.handler if server else None), token, why_not)
+    db, server_settings = controller.db, controller.site.settings.server
+    commands = Commands(db, RegisterMap.from_tags(db.defs.values()), unit_id=server_settings.unit_id)
+    writer = TagWriter(commands, WritePolicy(server_settings.writers))
+    app = WebApp(db, charts, writer, token, why_not)
     try:
         app.serve(settings.listen, settings.port)
     except OSError as error:
         log.error("web: cannot listen on %s:%s (%s); running without the operator page", settings.listen,
                   settings.port, error.strerror or error)
         return None
+    controller.scan.ports.append(commands.writes)
     controller.scan.observers.append(app.observe)
     controller.parts["web"] = app
     log.info("web: operator page on %s%s", app.url, "" if app.writes["enabled"] else " (read-only)")

@@ -1,14 +1,14 @@
 """What an operator may change from the page, and the one path each change takes.
 
-Tag writes (parameters, mode, commands) go through the Modbus server's ``RequestHandler.stage``: the same
-whitelist (a mapped ``rw`` tag), decoding and range checks, the same log line and counters, the same write
-queue that lands them at the next latch. The page encodes the value as the register words a SCADA would send,
-so nothing is checked twice or differently. Without the Modbus server there is no write path and the page is
-read-only.
+Tag writes (parameters, mode, commands) take the path MQTT commands take (runtime/mqtt/commands.py): the value
+becomes the Modbus write request a SCADA would send and goes through the Modbus server's request handler, so
+the whitelist (a mapped ``rw`` tag), decoding, range check, write authorization (``server.writers``, by the
+browser's address) and log lines are the server's own; the page's accepted writes wait in their own write
+queue, a scan Port, and land at the next latch like a Modbus write.
 
 Alarms: acknowledge and shelve act on an ``AlarmManager`` (runtime/alarms.py) fed from the ``alarm.*``
-condition tags once per scan; an operator action is queued and applied by the scan thread at its next commit,
-so the manager only ever changes on the scan thread.
+condition tags; an operator action is queued and carried out by the scan thread after its next commit, so the
+manager only ever changes on the scan thread.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 from runtime.alarms import Alarm, AlarmManager, AlarmRefused, AlarmState
 from runtime.events import is_alarm
-from runtime.server.protocol import Refused, RequestHandler, limits_text
-from runtime.server.regmap import BITS
+from runtime.mqtt.commands import Commands
+from runtime.server.access import WritePolicy
 from runtime.tags import TagDB
 
 # How long the page waits for the scan to apply an alarm action before it says so.
@@ -35,38 +35,23 @@ class WriteRefused(Exception):
 
 
 class TagWriter:
-    """Stages a tag write from the page through the Modbus server's write path (see the module docstring)."""
+    """Tag writes from the page through the server's write checks (see the module docstring)."""
 
-    def __init__(self, handler: RequestHandler | None) -> None:
-        self.handler = handler
+    def __init__(self, commands: Commands, policy: WritePolicy) -> None:
+        self.commands = commands
+        self.policy = policy
 
     def writable(self, name: str) -> bool:
-        point = self.handler.regmap.by_name.get(name) if self.handler else None
-        return point is not None and point.writable
+        return self.commands.writable(name) is not None
 
-    def write(self, name: str, value: Any, client: str) -> Any:
-        """Queue ``name = value`` for the next latch; return the value as it will land, or raise WriteRefused."""
-        if self.handler is None:
-            raise WriteRefused("writes go through the Modbus server's write path, and site.server is disabled")
-        point = self.handler.regmap.by_name.get(name)
-        if point is None:
-            raise WriteRefused(f"{name} is not mapped for SCADA writes")
-        try:
-            typed = point.tag.coerce(value)
-            encoded = point.encode(typed)
-            fits = point.decode(encoded) == typed
-        except (ValueError, TypeError) as error:
-            raise WriteRefused(str(error)) from None
-        if not fits and not point.tag.in_range(typed):
-            # The register cannot even hold the value (a uint16 under a scale): the range is the reason.
-            raise WriteRefused(f"{point.tag.format(typed)} is outside {limits_text(point)}")
-        items: list[Any] = [bool(typed)] if point.space == BITS else \
-            [encoded[i:i + 2] for i in range(0, len(encoded), 2)]
-        try:
-            self.handler.stage(client, point.space, point.address, items)
-        except Refused as refused:
-            raise WriteRefused(str(refused)) from None
-        return point.tag.format(point.decode(encoded))
+    def write(self, name: str, value: Any, host: str) -> str:
+        """Queue ``name = value`` from a browser at ``host`` for the next latch; return the value as it will
+        land, or raise WriteRefused with the reason."""
+        payload = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        outcome = self.commands.submit(name, payload, f"web {host}", self.policy.for_client(host, None))
+        if not outcome.accepted:
+            raise WriteRefused(outcome.reason)
+        return outcome.value
 
 
 class Alarms:

@@ -253,9 +253,8 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             self._refuse(400, "the body must be a JSON object")
             return
-        client = f"web {self.client_address[0]}"
         path = urlsplit(self.path).path
-        status, answer = app.act(path, body, client)
+        status, answer = app.act(path, body, self.client_address[0])
         if status != 200:
             self._refuse(status, answer["reason"])
         else:

@@ -21,7 +21,9 @@ from typing import Any
 from runtime.clock import RealClock, SimClock
 from runtime.metrics import MetricsExporter
 from runtime.scan import Scan
-from runtime.server import Server
+from runtime.mqtt.commands import Commands
+from runtime.server.access import WritePolicy
+from runtime.server.regmap import RegisterMap
 from runtime.site import REPO_ROOT, load_site
 from runtime.web import WebApp
 from runtime.web.actions import TagWriter
@@ -57,21 +59,19 @@ print(json.dumps(counts))
 """
 
 
-def site_app(clock: RealClock | SimClock, period: float) -> tuple[Scan, WebApp, Server]:
-    """The repository's site and programs on a scan with the page (and the Modbus server for its write path)."""
+def site_app(clock: RealClock | SimClock, period: float) -> tuple[Scan, WebApp]:
+    """The repository's site and programs on a scan with the page (and its write path, a scan Port)."""
     site, db, programs, interlocks = load_site(REPO_ROOT)
     scan = Scan(db, programs, clock, period, interlocks=interlocks)
     for program in programs + ([interlocks] if interlocks else []):
         program.start(db)
-    server = Server(db, {"port": 0})
-    server.start()
-    scan.ports.append(server.port)
-    scan.observers.append(server.observe)
+    commands = Commands(db, RegisterMap.from_tags(db.defs.values()))
+    scan.ports.append(commands.writes)
     charts = [p.decl for p in programs if hasattr(p, "decl")]
-    app = WebApp(db, charts, TagWriter(server.handler), token=None)
+    app = WebApp(db, charts, TagWriter(commands, WritePolicy(None)), token=None)
     scan.observers.append(app.observe)
     app.serve("127.0.0.1", 0)
-    return scan, app, server
+    return scan, app
 
 
 def get(port: int, path: str) -> bytes:
@@ -109,7 +109,7 @@ def first_message(port: int, scan: Scan) -> bytes:
 
 
 def bench_weight() -> list[Figure]:
-    scan, app, server = site_app(SimClock(), 0.1)
+    scan, app = site_app(SimClock(), 0.1)
     try:
         for _ in range(20):
             scan.wait()
@@ -122,7 +122,6 @@ def bench_weight() -> list[Figure]:
         svgs = sum(len(get(port, f"/api/chart/{c['chart']}.svg?step={c['step']}")) for c in steps)
     finally:
         app.stop()
-        server.stop()
     overview = static + len(meta) + len(message)
     note = (f"html+js+css {static / 1024:.1f} kB, meta {len(meta) / 1024:.1f} kB, live message "
             f"{len(message) / 1024:.1f} kB ({len(app.db.defs)} tags, uncompressed)")
@@ -135,7 +134,7 @@ def bench_weight() -> list[Figure]:
 
 def lateness_run(seconds: float, pages: int) -> tuple[Scan, list[int]]:
     """The site's programs at 10 ms in real time for ``seconds``, with ``pages`` pages open."""
-    scan, app, server = site_app(RealClock(), PERIOD)
+    scan, app = site_app(RealClock(), PERIOD)
     counts: list[int] = []
     try:
         reader: Any = None
@@ -149,7 +148,6 @@ def lateness_run(seconds: float, pages: int) -> tuple[Scan, list[int]]:
             counts = json.loads(out)
     finally:
         app.stop()
-        server.stop()
     return scan, counts
 
 
@@ -176,7 +174,7 @@ def bench_lateness(seconds: float) -> list[Figure]:
 def bench_observer(scans: int) -> list[Figure]:
     """Microseconds per scan the page's observer takes (alarms every scan, a sample every second of scan
     time), against the metrics exporter's observer on the same scan."""
-    scan, app, server = site_app(SimClock(), PERIOD)
+    scan, app = site_app(SimClock(), PERIOD)
     try:
         for _ in range(20):
             scan.wait()
@@ -191,7 +189,6 @@ def bench_observer(scans: int) -> list[Figure]:
             results.append((time.perf_counter() - start) / scans * 1e6)
     finally:
         app.stop()
-        server.stop()
     return [Figure(BENCH, "observer cost per scan", results[0], "us", results[1], "metrics exporter's observer",
                    note=f"{len(scan.db.defs)} tags; a sample per 1 s, a trend row per 10 s of scan time at 10 ms")]
 

@@ -126,8 +126,8 @@ def site(tmp_path: Path) -> Path:
     return site
 
 
-def start(site: Path, web: dict[str, Any]) -> Controller:
-    overrides = {"server": {"port": 0}, "metrics": {"enabled": False}, "web": {"port": 0, **web}}
+def start(site: Path, web: dict[str, Any], server: dict[str, Any] | None = None) -> Controller:
+    overrides = {"server": {"port": 0, **(server or {})}, "metrics": {"enabled": False}, "web": {"port": 0, **web}}
     controller = Controller(site, clock=SimClock(), overrides=overrides)
     scans(controller, 20)
     return controller
@@ -166,7 +166,6 @@ def request(plc: Controller, method: str, path: str, body: Any = None, headers: 
 
 
 def settle(plc: Controller) -> None:
-    plc.parts["server"].settle()
     scans(plc, 2)
 
 
@@ -189,15 +188,14 @@ def test_in_range_write_lands_at_the_next_scan(plc: Controller) -> None:
     assert status == 200 and plc.db.defs["demo.traffic_mode"].format(plc.db.values["demo.traffic_mode"]) == "night"
 
 
-# (body, reason, refused by the Modbus path itself: counted in its writes_refused)
+# (body, reason, refused by the server's request handler itself: counted in its writes_refused)
 REFUSED = [
     ({"tag": "par.blink_period", "value": 100}, "outside 0.02..60", True),
+    ({"tag": "par.blink_period", "value": 1e12}, "outside 0.02..60", True),  # what the register holds: 655.35
     ({"tag": "demo.ticks", "value": 3}, "read-only", True),
-    # Refused before the Modbus path: no register could carry these, so no SCADA client could send them.
-    ({"tag": "par.blink_period", "value": 1e12}, "1e+12 is outside 0.02..60", False),
     ({"tag": "par.blink_period", "value": "fast"}, "expected a number", False),
     ({"tag": "demo.traffic_mode", "value": "disco"}, "'disco' is not one of off, normal, night", False),
-    ({"tag": "scan.count", "value": 3}, "scan.count is not mapped for SCADA writes", False),
+    ({"tag": "scan.count", "value": 3}, "not writable: the tag has no register", False),
     ({"tag": "par.blink_period"}, 'a write is {"tag": NAME, "value": VALUE}', False),
     ({"tag": "demo.walk_request", "value": [1]}, "VALUE a number, a boolean or an enum name", False),
 ]
@@ -207,7 +205,7 @@ REFUSED = [
 def test_refused_write_says_why_and_changes_nothing(plc: Controller, body: dict[str, Any], reason: str,
                                                    counted: bool) -> None:
     before = {name: plc.db.values[name] for name in WRITABLE}
-    stats = plc.parts["server"].stats
+    stats = plc.parts["web"].writer.commands.stats
     refused = stats.writes_refused
     status, answer = request(plc, "POST", "/api/write", body)
     assert status in (400, 409) and reason in answer["reason"], answer
@@ -225,11 +223,12 @@ def test_refused_write_says_why_and_changes_nothing(plc: Controller, body: dict[
 ])
 def test_csrf_and_token_checks_refuse_before_anything_is_staged(plc: Controller, headers: dict[str, str],
                                                                 token: str | None, reason: str) -> None:
-    accepted = plc.parts["server"].stats.writes_accepted
+    accepted = plc.parts["web"].writer.commands.stats.writes_accepted
     status, answer = request(plc, "POST", "/api/write", {"tag": "par.blink_period", "value": 2}, headers, token)
     assert (status, answer["reason"]) == (403, reason)
     settle(plc)
-    assert plc.db.values["par.blink_period"] == 1.0 and plc.parts["server"].stats.writes_accepted == accepted
+    assert plc.db.values["par.blink_period"] == 1.0
+    assert plc.parts["web"].writer.commands.stats.writes_accepted == accepted
 
 
 def test_a_get_never_writes(plc: Controller) -> None:
@@ -242,6 +241,20 @@ def test_same_origin_write_is_accepted(plc: Controller) -> None:
     status, _ = request(plc, "POST", "/api/write", {"tag": "par.blink_period", "value": 2},
                         {"Origin": f"http://{host}:{port}"})
     assert status == 200
+
+
+def test_server_writers_authorize_the_page_by_the_browser_address(site: Path) -> None:
+    # par.* only from 10/8, everything else from loopback: this browser (127.0.0.1) may set the mode, not a par.
+    plc = start(site, {"token_file": "web.token"},
+                server={"writers": {"par": ["10.0.0.0/8"], "*": ["127.0.0.0/8"]}})
+    try:
+        status, answer = request(plc, "POST", "/api/write", {"tag": "par.blink_period", "value": 2})
+        assert (status, answer["reason"]) == (409, "this client may not write it (server.writers)")
+        assert request(plc, "POST", "/api/write", {"tag": "demo.traffic_mode", "value": "night"})[0] == 200
+        settle(plc)
+        assert plc.db.values["par.blink_period"] == 1.0
+    finally:
+        plc.close()
 
 
 def test_without_a_token_file_the_page_is_read_only(site: Path) -> None:
