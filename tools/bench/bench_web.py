@@ -20,8 +20,8 @@ from typing import Any
 
 from runtime.clock import RealClock, SimClock
 from runtime.metrics import MetricsExporter
-from runtime.scan import Scan
 from runtime.mqtt.commands import Commands
+from runtime.scan import Scan
 from runtime.server.access import WritePolicy
 from runtime.server.regmap import RegisterMap
 from runtime.site import REPO_ROOT, load_site
