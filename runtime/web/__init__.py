@@ -40,14 +40,14 @@ class WebApp:
     """Everything the page asks for, over one controller's image, charts, alarms and write path."""
 
     def __init__(self, db: Any, charts: list[ChartDecl], writer: TagWriter, token: bytes | None,
-                 why_not_writable: str = "") -> None:
+                 why_not_writable: str = "", alarm_service: Any = None) -> None:
         self.db = db
         self.charts = {decl.name: decl for decl in charts}
         self.writer = writer
         self.token = token
         self.writes = {"enabled": token is not None, "why_not": why_not_writable}
         self.sampler = Sampler(db)
-        self.alarms = Alarms(db)
+        self.alarms = Alarms(db, alarm_service, writer)
         self.publisher = Publisher(self._message, self.sampler.fresh)
         self._published: Any = None  # the sample the last live message was built from
         self._why: tuple[Any, bytes] = (None, b"[]")  # (sample, its why message): one build per sample
@@ -59,8 +59,7 @@ class WebApp:
     # ---- scan side ------------------------------------------------------------------------------------------
 
     def observe(self, scan: Any) -> None:
-        """Scan observer: alarms every scan (a raise lasting one scan is not missed), the sample when due."""
-        self.alarms.observe(scan)
+        """Scan observer: the sample when due."""
         self.sampler.observe(scan)
 
     # ---- what the page reads ------------------------------------------------------------------------------------
@@ -70,7 +69,7 @@ class WebApp:
         if sample is None or sample is self._published:
             return None
         self._published = sample
-        message = live_message(self.db, sample, self.charts.values(), self.alarms.states(), self.writes)
+        message = live_message(self.db, sample, self.charts.values(), self.alarms.states(sample.values), self.writes)
         return json.dumps(message, separators=(",", ":")).encode()
 
     def why(self) -> bytes:
@@ -208,7 +207,7 @@ def attach(controller: Any) -> Callable[[], None] | None:
     db, server_settings = controller.db, controller.site.settings.server
     commands = Commands(db, RegisterMap.from_tags(db.defs.values()), unit_id=server_settings.unit_id)
     writer = TagWriter(commands, WritePolicy(server_settings.writers))
-    app = WebApp(db, charts, writer, token, why_not)
+    app = WebApp(db, charts, writer, token, why_not, alarm_service=getattr(controller, "alarms", None))
     try:
         app.serve(settings.listen, settings.port)
     except OSError as error:

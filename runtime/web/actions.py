@@ -6,23 +6,19 @@ the whitelist (a mapped ``rw`` tag), decoding, range check, write authorization 
 browser's address) and log lines are the server's own; the page's accepted writes wait in their own write
 queue, a scan Port, and land at the next latch like a Modbus write.
 
-Alarms: acknowledge and shelve act on an ``AlarmManager`` (runtime/alarms.py) fed from the ``alarm.*``
-condition tags; an operator action is queued and carried out by the scan thread after its next commit, so the
-manager only ever changes on the scan thread.
+Alarms: acknowledge and shelve are the alarm service's ``cmd.alarm_*`` commands, written the same way; the
+scan carries them out after its next commit and answers in ``alarms.result``.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
-from operator import itemgetter
+import time
+from collections.abc import Mapping
 from typing import Any
 
-from runtime.alarms import Alarm, AlarmManager, AlarmRefused, AlarmState
-from runtime.events import is_alarm
+from runtime.alarms.service import ACK, RESULT, RESULT_SEQ, SHELVE, SHELVE_S, UNSHELVE, alarm_names
 from runtime.mqtt.commands import Commands
+from runtime.names import alarm_tag
 from runtime.server.access import WritePolicy
 from runtime.tags import TagDB
 
@@ -55,70 +51,54 @@ class TagWriter:
 
 
 class Alarms:
-    """The site's alarms for the page: states and journal from an AlarmManager the scan keeps current."""
+    """The site's alarms for the page, through the controller's alarm service (runtime/alarms/service.py): states
+    from its ``alarms.<name>.*`` tags in the page's sample, actions written as its ``cmd.alarm_*`` commands
+    through the same write path as a SCADA's, the answer read from ``alarms.result`` once
+    ``alarms.result_seq`` moved."""
 
-    def __init__(self, db: TagDB) -> None:
+    def __init__(self, db: TagDB, service: Any, writer: TagWriter) -> None:
         self.db = db
-        names = sorted(name for name, tag in db.defs.items() if is_alarm(tag))
-        self.manager = AlarmManager({name.removeprefix("alarm."): Alarm(name.removeprefix("alarm."),
-                                                                        description=db.defs[name].description)
-                                     for name in names})
-        self._keys = tuple(name.removeprefix("alarm.") for name in names)
-        # A tuple of the condition values in one C call (itemgetter of one name returns the bare value).
-        self._fetch: Callable[[Any], tuple[Any, ...]] = itemgetter(*names) if len(names) > 1 else \
-            (lambda values: tuple(values[name] for name in names))
-        self._last: tuple[Any, ...] | None = None
-        self._shelved = False  # some alarm is shelved: its expiry needs the time every scan
-        self._pending: deque[tuple[Callable[[float, str], Any], Future[Any]]] = deque()
-        self._lock = threading.Lock()  # the page reads the states while the scan moves them
+        self.service = service
+        self.writer = writer
+        self.names = tuple(alarm_names(db.defs.values())) if service is not None else ()
 
-    def observe(self, scan: Any) -> None:
-        """Scan observer: apply queued operator actions, then this scan's conditions (when anything changed or a
-        shelve may expire; most scans only compare one tuple)."""
-        conditions = self._fetch(self.db.values)
-        if conditions == self._last and not self._pending and not self._shelved:
-            return
-        self._last = conditions
-        t, at = scan.ctx.t, scan.ctx.now.isoformat(timespec="seconds")
-        with self._lock:
-            while self._pending:
-                action, done = self._pending.popleft()
-                try:
-                    done.set_result(action(t, at))
-                except AlarmRefused as refused:
-                    done.set_exception(refused)
-            self.manager.update(dict(zip(self._keys, conditions, strict=True)), t, at)
-            self._shelved = any(a.state is AlarmState.SHELVED for a in self.manager.alarms.values())
-
-    def _apply(self, action: Callable[[float, str], Any]) -> Any:
-        done: Future[Any] = Future()
-        self._pending.append((action, done))
-        try:
-            done.result(ACTION_TIMEOUT)
-        except AlarmRefused as refused:
-            raise WriteRefused(str(refused)) from None
-        except TimeoutError:
-            raise WriteRefused(f"the scan did not take the action within {ACTION_TIMEOUT:g} s") from None
-
-    def acknowledge(self, name: str, client: str) -> None:
-        self._apply(lambda t, at: self.manager.acknowledge(name, t, at))
-
-    def shelve(self, name: str, seconds: float, client: str) -> None:
-        self._apply(lambda t, at: self.manager.shelve(name, seconds, t, at))
-
-    def unshelve(self, name: str, client: str) -> None:
-        self._apply(lambda t, at: self.manager.unshelve(name, t, at))
-
-    def states(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [{"name": a.name, "state": a.state.label, "condition": a.condition, "priority": a.priority.name,
-                     "description": a.description, "since": a.since, "shelved_until": a.shelved_until,
-                     "raised": a.raised} for a in self.manager.alarms.values()]
-
-    def standing(self) -> int:
-        with self._lock:
-            return len(self.manager.standing())
+    def states(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        defs = self.db.defs
+        out = []
+        for name in self.names:
+            state = alarm_tag(name, "state")
+            out.append({"name": name, "state": defs[state].format(values[state]).replace("_", "-"),
+                        "condition": bool(values[f"alarm.{name}"]), "raised": values[alarm_tag(name, "raised")],
+                        "description": defs[f"alarm.{name}"].description})
+        return out
 
     def journal(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return self.manager.journal_records()[::-1]
+        if self.service is None:
+            return []
+        entries = list(self.service.manager.journal)  # one C-level copy: the scan may append meanwhile
+        return [entry.record() for entry in reversed(entries)]
+
+    def _command(self, writes: list[tuple[str, Any]], host: str) -> None:
+        if self.service is None:
+            raise WriteRefused("this site has no alarms")
+        values = self.db.values
+        seq = values[RESULT_SEQ]
+        for tag, value in writes:
+            self.writer.write(tag, value, host)
+        deadline = time.monotonic() + ACTION_TIMEOUT
+        while values[RESULT_SEQ] == seq:
+            if time.monotonic() > deadline:
+                raise WriteRefused(f"the scan did not carry out the command within {ACTION_TIMEOUT:g} s")
+            time.sleep(0.02)
+        result = self.db.defs[RESULT].format(values[RESULT])
+        if result != "done":
+            raise WriteRefused(result.replace("_", " "))
+
+    def acknowledge(self, name: str, host: str) -> None:
+        self._command([(ACK, name)], host)
+
+    def shelve(self, name: str, seconds: float, host: str) -> None:
+        self._command([(SHELVE_S, round(seconds)), (SHELVE, name)], host)
+
+    def unshelve(self, name: str, host: str) -> None:
+        self._command([(UNSHELVE, name)], host)
