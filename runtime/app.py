@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from runtime import metrics, server
+from runtime import metrics, server, web
 from runtime.alarms import service as alarms
 from runtime.clock import Clock, RealClock
 from runtime.drivers import manager
@@ -29,7 +29,7 @@ from runtime.site import load_site
 from runtime.tags import TagDef, TagType
 
 # Services started around the scan, each a function Controller -> stop callable (or None when disabled).
-SERVICES = (manager.attach, server.attach, metrics.attach, mqtt_bridge.attach)
+SERVICES = (manager.attach, server.attach, metrics.attach, mqtt_bridge.attach, web.attach)
 
 log = logging.getLogger("battplc")
 
@@ -53,7 +53,7 @@ class Controller:
         self.services = services
         self.shadow = shadow
         self._stoppers: list[Any] = []
-        self.parts: dict[str, Any] = {}  # services attached: 'drivers', 'server', 'metrics', 'mqtt'
+        self.parts: dict[str, Any] = {}  # services attached: 'drivers', 'server', 'metrics', 'mqtt', 'web'
         self.scan = Scan(self.db, self.programs, self.clock, self.period, interlocks=self.interlocks)
         self._restore()
         for program in self.programs + ([self.interlocks] if self.interlocks else []):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from runtime.config.mqtt_schema import MQTT, MqttConfig, mqtt_config
-from runtime.config.tags_schema import METRICS, RETAIN, SERVER
+from runtime.config.tags_schema import METRICS, RETAIN, SERVER, WEB
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,17 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The operator page (`site.web`); writes only with a token, read from ``token_file`` (relative: from the
+    site folder)."""
+
+    enabled: bool
+    listen: str
+    port: int
+    token_file: str | None = None
+
+
+@dataclass(frozen=True)
 class RetainSettings:
     """Where and how often retained tags are persisted (`site.retain`); a relative path is from the site."""
 
@@ -70,11 +81,12 @@ class SiteSettings:
     server: ServerSettings
     metrics: MetricsSettings
     retain: RetainSettings
+    web: WebSettings
     watchdog: bool
     mqtt: MqttConfig | None = None  # absent: no MQTT bridge
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> SiteSettings:
-        """These settings with some replaced; a section (server, metrics, retain) may be given as a partial
+        """These settings with some replaced; a section (server, metrics, retain, web) may be given as a partial
         mapping, checked and completed by its schema. An unknown key is a ValueError."""
         known = {f.name for f in fields(self)}
         unknown = sorted(set(overrides) - known)
@@ -108,6 +120,8 @@ def section_of(key: str, value: Mapping[str, Any]) -> Any:
         return RetainSettings(**RETAIN(dict(value)))
     if key == "mqtt":
         return mqtt_config(MQTT(dict(value)))
+    if key == "web":
+        return WebSettings(**WEB(dict(value)))
     raise ValueError(f"site setting {key!r} is not a section")
 
 
@@ -117,5 +131,5 @@ def site_settings(doc: Mapping[str, Any]) -> SiteSettings:
         name=doc["name"], description=doc["description"], scan_period=doc["scan_period"],
         scan_spin=doc["scan_spin"], application=doc.get("application"), programs=tuple(doc["programs"]), interlocks=doc.get("interlocks"),
         server=server_settings(doc["server"]), metrics=MetricsSettings(**doc["metrics"]),
-        retain=RetainSettings(**doc["retain"]), watchdog=doc["watchdog"],
+        retain=RetainSettings(**doc["retain"]), web=WebSettings(**doc["web"]), watchdog=doc["watchdog"],
         mqtt=mqtt_config(doc["mqtt"]) if doc.get("mqtt") else None)

@@ -134,6 +134,13 @@ METRICS = Schema({
     Optional("max_scrapes_per_s", default=20): int_range(1, 1000),
 })
 
+WEB = Schema({
+    Optional("enabled", default=True): boolean,
+    Optional("listen", default="127.0.0.1"): host,
+    Optional("port", default=8480): port,
+    Optional("token_file"): string,  # writes are enabled only with a token, read from this file
+})
+
 RETAIN = Schema({
     Optional("path", default="var/retain.json"): string,
     Optional("period", default=5.0): positive_duration,
@@ -150,6 +157,7 @@ SITE = Schema({
     Optional("server", default=lambda: SERVER({})): SERVER,
     Optional("metrics", default=lambda: METRICS({})): METRICS,
     Optional("retain", default=lambda: RETAIN({})): RETAIN,
+    Optional("web", default=lambda: WEB({})): WEB,
     Optional("watchdog", default=True): boolean,
     Optional("mqtt"): MQTT,  # absent: no MQTT bridge
 })

@@ -20,7 +20,7 @@ from typing import Any
 from runtime.mqtt.discovery import resolution
 from runtime.server.access import WRITE_LOG_BURST, RateLimitedLog
 from runtime.server.image import RegisterImage, WriteQueue
-from runtime.server.protocol import Refused, RequestHandler, ServerStats
+from runtime.server.protocol import MayWrite, Refused, RequestHandler, ServerStats
 from runtime.server.regmap import BITS, Point, RegisterMap
 from runtime.tags import TagDB
 
@@ -74,8 +74,9 @@ class Commands:
         point = self.regmap.by_name.get(name)
         return point if point is not None and point.writable else None
 
-    def submit(self, name: str, payload: str, client: str = "mqtt") -> Outcome:
-        """Check one command and queue it if it passes; never raises for bad input."""
+    def submit(self, name: str, payload: str, client: str = "mqtt", may_write: MayWrite | None = None) -> Outcome:
+        """Check one command and queue it if it passes; never raises for bad input. ``may_write`` is the
+        server's write authorization for this client (``server.writers``; None: every rw tag)."""
         def refuse(reason: str) -> Outcome:
             log.warning("command refused from %s: %s <- %r: %s", client, name, payload, reason)
             return Outcome(name, payload, False, reason=reason)
@@ -99,7 +100,7 @@ class Commands:
                 return refuse(f"{tag.format(value)} does not fit its register ({point.dtype}); "
                               f"it would land as {tag.format(landed)}")
         self.handler.refusal = None
-        response = self.handler.handle(self.unit_id, _request(point, value, data), client)
+        response = self.handler.handle(self.unit_id, _request(point, value, data), client, may_write)
         if response is None or response[0] & 0x80:
             refusal = self.handler.refusal
             return refuse(str(refusal) if refusal is not None else "refused by the write check")

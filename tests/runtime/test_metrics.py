@@ -378,7 +378,7 @@ def demo_site(tmp_path: Path) -> Path:
 
 
 def controller(site: Path, metrics: dict[str, Any]) -> Controller:
-    overrides = {"metrics": metrics, "server": {"enabled": False}}
+    overrides = {"metrics": metrics, "server": {"enabled": False}, "web": {"enabled": False}}
     return Controller(site, clock=SimClock(), overrides=overrides)
 
 

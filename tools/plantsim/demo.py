@@ -98,4 +98,7 @@ def _announce(controller: Controller) -> None:
         lines.append(f"  Modbus TCP server (SCADA/HMI): {server.listen}:{server.port}")
     if "metrics" in controller.parts:
         lines.append(f"  Prometheus metrics: http://{metrics.listen}:{metrics.port}/metrics")
+    if "web" in controller.parts:
+        page = controller.parts["web"]
+        lines.append(f"  Operator page: {page.url}" + ("" if page.writes["enabled"] else " (read-only)"))
     print("\n".join(lines), flush=True)

@@ -90,6 +90,10 @@ CASES = [
      3, "site.server.port", ["70000 is out of range", "0..65535"]),
     ("bad allow network", BASE_TAGS.replace("  name: t\n", "  name: t\n  server:\n    allow: [10.0.0.300/8]\n"),
      4, "site.server.allow[0]", ["not a network"]),
+    ("web port out of range", BASE_TAGS.replace("  name: t\n", "  name: t\n  web: {port: -1}\n"),
+     3, "site.web.port", ["-1 is out of range", "0..65535"]),
+    ("unknown web key", BASE_TAGS.replace("  name: t\n", "  name: t\n  web:\n    token: secret\n"),
+     4, "site.web.token", ["unknown key 'token'", "did you mean 'token_file'"]),
 ]
 
 

@@ -18,7 +18,7 @@ from pymodbus.client import ModbusTcpClient
 
 from runtime.site import REPO_ROOT
 
-PORTS = (5020, 5021, 5022, 5023, 5024, 9108)  # SCADA server, the plant's devices (io_map.yaml), metrics
+PORTS = (5020, 5021, 5022, 5023, 5024, 9108, 8480)  # SCADA server, plant devices (io_map.yaml), metrics, page
 
 
 def port_taken(port: int) -> bool:
@@ -57,8 +57,9 @@ def test_demo_serves_modbus_and_metrics_and_stops_on_sigint(tmp_path: Path) -> N
     proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "demo", str(tmp_path)], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        banner = "".join(wait_for_line(proc, "metrics", timeout=120))  # a busy machine starts slowly
+        banner = "".join(wait_for_line(proc, "Operator page", timeout=120))  # a busy machine starts slowly
         assert "127.0.0.1:5020" in banner and "http://127.0.0.1:9108/metrics" in banner
+        assert "Operator page: http://127.0.0.1:8480/ (read-only)" in banner
 
         voltage = 0.0
         deadline = time.monotonic() + 10
