@@ -27,7 +27,8 @@ def todays(bench: Any) -> dict[str, float]:
 
 def test_each_flow_counts_its_own_power(bench_factory: Any) -> None:
     bench = bench_factory(["aggregate", "energy"], period=1.0)
-    bench.set(shunt__voltage=26.4, shunt__current=10.0)  # 264 W into the battery (aggregate: bat.power)
+    # 264 W into the battery (aggregate: bat.power); the BMS agrees, so the shunt/BMS cross-check keeps the shunt
+    bench.set(shunt__voltage=26.4, shunt__current=10.0, bms1__current=10.0)
     bench.set(grid__power=-2000.0, pv__power=3000.0, house__power=500.0, inverter__power=500.0)
     bench.run(3600)
     assert totals(bench) == pytest.approx({
@@ -35,7 +36,7 @@ def test_each_flow_counts_its_own_power(bench_factory: Any) -> None:
         "battery_export": 0.5,  # the inverter's 500 W all went out while 2 kW were exported
     }, rel=1e-3)
     assert todays(bench) == totals(bench)
-    bench.set(shunt__current=-20.0, grid__power=150.0, inverter__power=528.0)
+    bench.set(shunt__current=-20.0, bms1__current=-20.0, grid__power=150.0, inverter__power=528.0)
     bench.run(1800)
     assert bench["energy.discharged_total"] == pytest.approx(0.264, rel=1e-3)
     assert bench["energy.grid_import_total"] == pytest.approx(0.075, rel=1e-3)
