@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from live_helpers import free_port
 
 from runtime.site import REPO_ROOT
 
 TOKEN = "0123456789abcdef0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from live_helpers import free_port
+
 from runtime.site import REPO_ROOT
 
 # The ports the repository's site uses: SCADA server, metrics (tags.yaml); the plant's devices (io_map.yaml).
 SITE_PORTS = {"tags.yaml": (5020, 9108), "io_map.yaml": (5021, 5022, 5023, 5024)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from demo_helpers import wait_for_line
 from pymodbus.client import ModbusTcpClient
 
 from runtime.site import REPO_ROOT
@@ -29,20 +30,6 @@ def port_taken(port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise AssertionError(f"{needle!r} not printed within {timeout} s; got {lines}")
 
 
 @pytest.mark.slow
