@@ -22,29 +22,15 @@ from pathlib import Path
 from runtime.clock import RealClock
 from runtime.mqtt.bridge import Bridge
 from runtime.mqtt.settings import MqttSettings
-from runtime.program import FunctionBlock, ScanContext
 from runtime.scan import Scan
 from runtime.site import REPO_ROOT, load_site
 from runtime.tags import TagDB, TagType
+from tools.bench.bench_metrics import Churn  # the same changing image the metrics bench scrapes
 from tools.bench.figures import Figure
 
 BENCH = "mqtt"
 PERIOD = 0.01
 SWITCH_INTERVAL = 0.0005  # the GIL switch interval the service runs with (runtime.app.Controller)
-
-
-class Churn(FunctionBlock):
-    """Writes a new value into a tenth of the read-only float tags each scan."""
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__("churn")
-        self.names = names
-        self.writes = frozenset(names)
-
-    def scan(self, ctx: ScanContext) -> None:
-        names = self.names
-        for i in range(ctx.count % 10, len(names), 10):
-            ctx.write(names[i], ctx.count * 0.01 + i)
 
 
 def site_db() -> tuple[TagDB, list[str]]:
