@@ -16,11 +16,11 @@ from runtime.config.schema import (
     Optional,
     Required,
     Schema,
-    Validator,
     boolean,
-    duration,
+    duration_range,
     host,
     port,
+    role,
     string,
 )
 
@@ -43,15 +43,6 @@ def client_id(value: Any) -> str:
     return value
 
 
-def interval(lo: float, hi: float) -> Validator:
-    def validate(value: Any) -> float:
-        seconds = duration(value)
-        if not lo <= seconds <= hi:
-            raise Invalid(f"{value!r} is out of range; allowed {lo:g}s..{hi:g}s")
-        return seconds
-    return validate
-
-
 TLS = Schema({
     Optional("ca"): string,  # broker CA (default: the system's trust store)
     Optional("cert"): string,  # client certificate, with key, for brokers that authenticate clients by it
@@ -69,9 +60,11 @@ MQTT = Schema({
     Optional("client_id"): client_id,  # default battplc-<site name>
     Optional("discovery", default=True): boolean,
     Optional("discovery_prefix", default="homeassistant"): topic_prefix,
-    Optional("min_interval", default=1.0): interval(0.05, 3600),
-    Optional("refresh", default=300.0): interval(1, 86400),
-    Optional("keepalive", default=30.0): interval(5, 3600),
+    Optional("min_interval", default=1.0): duration_range(0.05, 3600),
+    Optional("refresh", default=300.0): duration_range(1, 86400),
+    Optional("keepalive", default=30.0): duration_range(5, 3600),
+    # Who MQTT commands are from, for server.writers: MQTT 3.1.1 messages carry no sender, so the bridge is one writer.
+    Optional("writes_as", default="role:mqtt"): role,
 })
 
 
@@ -100,6 +93,7 @@ class MqttConfig:
     min_interval: float
     refresh: float
     keepalive: float
+    writes_as: str = "role:mqtt"
 
 
 def mqtt_config(doc: Mapping[str, Any]) -> MqttConfig:
@@ -110,4 +104,4 @@ def mqtt_config(doc: Mapping[str, Any]) -> MqttConfig:
         tls=MqttTls(**tls) if tls is not None else None, credentials=doc.get("credentials"),
         topic_prefix=doc.get("topic_prefix"), client_id=doc.get("client_id"), discovery=doc["discovery"],
         discovery_prefix=doc["discovery_prefix"], min_interval=doc["min_interval"], refresh=doc["refresh"],
-        keepalive=doc["keepalive"])
+        keepalive=doc["keepalive"], writes_as=doc["writes_as"])

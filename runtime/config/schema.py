@@ -351,6 +351,16 @@ def network(value: Any) -> str:
     return value
 
 
+_ROLE = re.compile(r"^role:[A-Za-z0-9_.-]+$")
+
+
+def role(value: Any) -> str:
+    """``role:NAME``: a writer identity of server.writers (a TLS client certificate's OU, or the MQTT bridge's)."""
+    if isinstance(value, str) and _ROLE.match(value):
+        return value
+    raise Invalid(f"{value!r} is not a role; allowed: role:NAME, NAME of letters, digits, '.', '_' or '-'")
+
+
 def port(value: Any) -> int:
     return int_range(0, 65535)(value)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from runtime.config.mqtt_schema import MQTT
@@ -29,6 +28,7 @@ from runtime.config.schema import (
     one_of,
     port,
     positive_duration,
+    role,
     scalar,
     string,
     tag_name,
@@ -77,15 +77,10 @@ def spin_duration(value: Any) -> float:
     return seconds
 
 
-_ROLE = re.compile(r"^role:[A-Za-z0-9_.-]+$")
-
-
 def writer(value: Any) -> str:
     """Who may write: a network (clients without TLS) or ``role:NAME`` (a TLS client certificate with OU=NAME)."""
-    if isinstance(value, str) and _ROLE.match(value):
-        return value
     try:
-        return network(value)
+        return role(value) if isinstance(value, str) and value.startswith("role:") else network(value)
     except Invalid:
         raise Invalid(f"{value!r} is neither a network like 192.168.1.0/24 (clients without TLS) nor role:NAME "
                       f"(TLS clients whose certificate has OU=NAME)") from None

@@ -39,8 +39,13 @@ Runtime namespaces have families with labels instead of one family per tag:
   ``battplc_program_faults_total{program}``
 - ``alarm.<name>`` (booleans): ``battplc_alarm_active{alarm}``
 - the Modbus server's ``stats`` (see ``server_families``): ``battplc_modbus_requests_total{function,result}``,
-  ``battplc_modbus_exceptions_total{kind}``, one counter per other figure, and the gauge
-  ``battplc_modbus_connections_peak``
+  ``battplc_modbus_exceptions_total{kind}``, one counter per other figure (``battplc_modbus_writes_refused_total``,
+  ``battplc_modbus_connections_partial_closed_total``, ``battplc_modbus_connections_evicted_total``, ...), and the
+  gauge ``battplc_modbus_connections_peak``
+- the MQTT bridge (see ``mqtt_families``): the gauge ``battplc_mqtt_connected``, ``battplc_mqtt_connects_total``,
+  ``battplc_mqtt_disconnects_total``, ``battplc_mqtt_publish_cycles_total``, ``battplc_mqtt_cycles_skipped_total``,
+  ``battplc_mqtt_messages_published_total``, ``battplc_mqtt_entities_removed_total``,
+  ``battplc_mqtt_commands_total{result}``
 
 The package, one concern a module: ``names`` (family names, HELP), ``plan`` (which family each tag goes to),
 ``snapshot`` (what the scan hands over), ``families`` (a scrape's body), ``exporter`` (the scan observer,
@@ -48,8 +53,8 @@ the HTTP endpoint and the Controller hook ``attach``).
 """
 
 from runtime.metrics.exporter import MetricsExporter, attach
-from runtime.metrics.families import server_families
+from runtime.metrics.families import mqtt_families, server_families
 from runtime.metrics.names import metric_name
 from runtime.metrics.plan import build_plan
 
-__all__ = ["MetricsExporter", "attach", "build_plan", "metric_name", "server_families"]
+__all__ = ["MetricsExporter", "attach", "build_plan", "metric_name", "mqtt_families", "server_families"]

@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from runtime.clock import RealClock
 from runtime.config.tags_schema import METRICS
-from runtime.metrics.families import RuntimeCollector, StatsSource, TagText
+from runtime.metrics.families import BridgeSource, RuntimeCollector, StatsSource, TagText
 from runtime.metrics.plan import build_plan
 from runtime.metrics.snapshot import Buckets, Snapshot
 
@@ -75,7 +75,8 @@ class MetricsExporter:
 
     def __init__(self, scan: Any, snapshot_interval: float = SNAPSHOT_INTERVAL,
                  server_stats: StatsSource | None = None, process_metrics: bool = True,
-                 max_scrapes_per_s: float = MAX_SCRAPES_PER_S, step_aside: bool = True) -> None:
+                 max_scrapes_per_s: float = MAX_SCRAPES_PER_S, step_aside: bool = True,
+                 mqtt_bridge: BridgeSource | None = None) -> None:
         """``step_aside``: render in the gaps between scans (off only to measure what it buys)."""
         self.scan = scan
         self.limit = ScrapeLimit(max_scrapes_per_s)
@@ -91,6 +92,7 @@ class MetricsExporter:
         self._rendered: tuple[Snapshot | None, bytes] = (None, b"")
         self.snapshot_interval = snapshot_interval
         self.server_stats: StatsSource = server_stats or (lambda: None)
+        self.mqtt_bridge: BridgeSource = mqtt_bridge or (lambda: None)
         self.duration = Buckets()
         self.lateness = Buckets()
         self.snapshots = 0
@@ -280,7 +282,8 @@ def attach(controller: Any) -> Callable[[], None] | None:
         return getattr(controller.parts.get("server"), "stats", None)
 
     exporter = MetricsExporter(controller.scan, server_stats=server_stats,
-                               max_scrapes_per_s=settings.max_scrapes_per_s)
+                               max_scrapes_per_s=settings.max_scrapes_per_s,
+                               mqtt_bridge=lambda: controller.parts.get("mqtt"))
     try:
         exporter.serve(listen, port)
     except OSError as error:

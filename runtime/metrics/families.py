@@ -63,10 +63,11 @@ def _label(value: str) -> str:
 # ---- the labelled runtime families, through prometheus_client ----------------------------------------------
 
 StatsSource = Callable[[], Any]  # the Modbus server's counters (see server_families), None without a server
+BridgeSource = Callable[[], Any]  # the MQTT bridge (see mqtt_families), None without one
 
 
 class RuntimeCollector(Collector):
-    """Scan figures, charts, devices, programs, alarms and server requests: a few families with labels."""
+    """Scan figures, charts, devices, programs, alarms, server requests and the MQTT bridge: a few families."""
 
     def __init__(self, exporter: Any) -> None:
         """``exporter``: the MetricsExporter whose newest snapshot and plan a scrape reads."""
@@ -81,18 +82,50 @@ class RuntimeCollector(Collector):
         yield from _device_families(snap, plan)
         yield from _program_families(snap, plan)
         yield from _alarm_families(snap, plan)
-        stats = exporter.server_stats()
+        yield from self._server_families(exporter.server_stats())
+        bridge = exporter.mqtt_bridge()
+        if bridge is not None:
+            yield from mqtt_families(bridge)
+
+    def _server_families(self, stats: Any) -> list[Metric]:
         if stats is None:
-            return
+            return []
         try:
             families = list(server_families(stats))
         except (RuntimeError, TypeError, ValueError) as error:  # changed while copied, or an unknown shape
             if not self._stats_failing:
                 log.warning("metrics: cannot read the Modbus server's counters (%s)", error)
             self._stats_failing = True
-            return
+            return []
         self._stats_failing = False
-        yield from families
+        return families
+
+
+# BridgeStats field -> (family name after battplc_mqtt_, HELP); each a counter (runtime/mqtt/bridge.py).
+MQTT_COUNTERS = {
+    "connects": ("connects", "MQTT connections to the broker made (the first and every reconnect)"),
+    "disconnects": ("disconnects", "MQTT connections to the broker lost"),
+    "cycles": ("publish_cycles", "MQTT publish cycles started (one per image handed over by the scan)"),
+    "published": ("messages_published", "MQTT messages published (states, qualities, discovery)"),
+    "skipped_busy": ("cycles_skipped", "MQTT publish cycles skipped: the broker had not taken the previous batch"),
+    "entities_removed": ("entities_removed", "Home Assistant entities removed (their tag is no longer public)"),
+}
+
+
+def mqtt_families(bridge: Any) -> Iterator[Metric]:
+    """The MQTT bridge's figures (``bridge.stats``, ``bridge.connected``), read without a lock from its thread:
+    ``battplc_mqtt_connected`` (gauge), a counter per field of MQTT_COUNTERS, and
+    ``battplc_mqtt_commands_total{result}`` (accepted, refused)."""
+    stats = bridge.stats
+    yield GaugeMetricFamily(PREFIX + "mqtt_connected", "1 while the MQTT bridge is connected to its broker",
+                            value=1.0 if bridge.connected else 0.0)
+    for field_name, (name, documentation) in MQTT_COUNTERS.items():
+        yield CounterMetricFamily(PREFIX + "mqtt_" + name, documentation, value=float(getattr(stats, field_name)))
+    commands = CounterMetricFamily(PREFIX + "mqtt_commands", "MQTT commands by result (refused: changed nothing)",
+                                   labels=["result"])
+    for result, count in sorted(dict(stats.commands).items()):
+        commands.add_metric([result], float(count))
+    yield commands
 
 
 def server_families(stats: Any) -> Iterator[Metric]:

@@ -12,6 +12,10 @@ previous batch is still unsent, a batch is skipped (counted) instead of queueing
 
 Topics under the prefix (default ``battplc/<site>``): ``status`` (online/offline), ``state/<tag>``,
 ``quality/<tag>`` (GOOD/STALE/BAD/INIT), ``set/<tag>`` (commands), ``result`` (one JSON per command).
+
+Commands are authorized by ``server.writers`` for one writer, the bridge's role ``mqtt.writes_as``: MQTT 3.1.1
+messages carry no sender identity (the broker's ACLs decide who may publish on ``set/``). Discovery offers
+Home Assistant controls only for the tags that role may write.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from runtime.clock import RealClock
 from runtime.mqtt.commands import Commands
 from runtime.mqtt.discovery import Entity, Topics, device, entity, node_id
 from runtime.mqtt.settings import MqttSettings, resolve
-from runtime.server.regmap import RegisterMap
+from runtime.server.access import WritePolicy
+from runtime.server.protocol import MayWrite
+from runtime.server.regmap import Point, RegisterMap
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 log = logging.getLogger("battplc.mqtt")
@@ -73,9 +79,11 @@ class Bridge:
     """One site's connection to one broker."""
 
     def __init__(self, db: TagDB, settings: MqttSettings, site_name: str, description: str = "",
-                 commands: Commands | None = None) -> None:
+                 commands: Commands | None = None, may_write: MayWrite | None = None) -> None:
+        """``may_write``: ``server.writers`` judged for ``settings.writes_as`` (None: every rw tag)."""
         self.db = db
         self.settings = settings
+        self.may_write = may_write
         self.topics = Topics(settings.topic_prefix)
         self.node = node_id(site_name)
         self.device = device(site_name, description, _version())
@@ -278,8 +286,14 @@ class Bridge:
         defs = self.db.defs
         self._declared = len(defs)
         self._public = [tag for tag in defs.values() if tag.metric]
-        entities = (entity(tag, self.commands.writable(tag.name), self.topics, self.device) for tag in self._public)
+        entities = (entity(tag, self._commandable(tag.name), self.topics, self.device) for tag in self._public)
         self._entities = {e.topic(self.settings.discovery_prefix, self.node): e for e in entities}
+
+    def _commandable(self, name: str) -> Point | None:
+        """The register of a tag MQTT commands may set: the whitelist and ``server.writers`` for this bridge.
+        Home Assistant is offered no control (number, select, button) for a tag the bridge may not write."""
+        point = self.commands.writable(name)
+        return point if point is not None and (self.may_write is None or self.may_write(name)) else None
 
     # ---- network thread (paho callbacks) ---------------------------------------------------------------------
 
@@ -344,8 +358,12 @@ class Bridge:
                        "reason": "retained command ignored: publish commands without the retain flag"}
             self.stats.commands["refused"] += 1
         else:
-            result = self.commands.submit(name, payload, client=f"mqtt {self.settings.host}")
+            result = self.commands.submit(name, payload, f"mqtt {self.settings.host} as {self.settings.writes_as}",
+                                          self.may_write)
             outcome = result.as_json()
+            if not result.accepted and self.commands.writable(name) and self._commandable(name) is None:
+                outcome["reason"] += (f": MQTT commands write as {self.settings.writes_as} (mqtt.writes_as), "
+                                      f"which server.writers does not grant for '{name.split('.', 1)[0]}' tags")
             self.stats.commands["accepted" if result.accepted else "refused"] += 1
         self.client.publish(self.topics.result, json.dumps(outcome), qos=1, retain=False)
 
@@ -372,7 +390,13 @@ def attach(controller: Any) -> Callable[[], None] | None:
                         unit_id=site.settings.server.unit_id)
     if controller.shadow:  # the server's rule, on the server's write path
         commands.handler.read_only = "shadow mode: writes are refused"
-    bridge = Bridge(controller.db, settings, site.name, site.settings.description, commands)
+    policy = WritePolicy(site.settings.server.writers)
+    if policy.groups is not None:
+        granted = policy.groups_of(settings.writes_as)
+        log.info("MQTT commands write as %s: server.writers grants it %s", settings.writes_as,
+                 f"the tag groups {', '.join(granted)}" if granted else "no tag group (every command is refused)")
+    bridge = Bridge(controller.db, settings, site.name, site.settings.description, commands,
+                    policy.for_role(settings.writes_as))
     controller.scan.ports.append(commands.writes)
     controller.scan.observers.append(bridge.observe)
     bridge.start()

@@ -5,7 +5,8 @@ register (write single coil for a bool, write multiple registers otherwise) and 
 ``RequestHandler`` of the server: its whitelist (only rw tags with a register), decoding, range check and
 write queue are the ones Modbus clients meet, and an accepted command lands at the next scan's latch as a
 Modbus write does. The answer goes to ``<prefix>/result``: accepted (with the value that lands), or refused
-with the reason; a refused command queues nothing.
+with the reason; a refused command queues nothing. The write authorization (``server.writers``) is the
+caller's ``may_write``: the bridge's is judged for its one role, ``mqtt.writes_as`` (runtime/mqtt/bridge.py).
 """
 
 from __future__ import annotations

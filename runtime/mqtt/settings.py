@@ -31,6 +31,7 @@ class MqttSettings:
     tls: dict[str, Any] | None = None  # ca, cert, key (absolute) and insecure
     username: str | None = None
     password: str | None = None
+    writes_as: str = "role:mqtt"  # the one writer identity of every MQTT command under server.writers
 
 
 def resolve(config: MqttConfig, site_name: str, base: Path) -> MqttSettings:
@@ -48,7 +49,8 @@ def resolve(config: MqttConfig, site_name: str, base: Path) -> MqttSettings:
         topic_prefix=config.topic_prefix or f"battplc/{site_name}",
         client_id=config.client_id or f"battplc-{site_name}",
         discovery=config.discovery, discovery_prefix=config.discovery_prefix, min_interval=config.min_interval,
-        refresh=config.refresh, keepalive=config.keepalive, tls=tls, username=username, password=password)
+        refresh=config.refresh, keepalive=config.keepalive, tls=tls, username=username, password=password,
+        writes_as=config.writes_as)
 
 
 def read_credentials(path: Path) -> tuple[str, str]:

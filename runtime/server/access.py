@@ -114,6 +114,15 @@ class WritePolicy:
             return (group if group in groups else "*") in allowed
         return may_write
 
+    def for_role(self, role: str) -> Callable[[str], bool] | None:
+        """``may_write`` for a writer known only by its role (``role:NAME``, e.g. the MQTT bridge's)."""
+        return self.for_client("", frozenset({role.removeprefix("role:")}))
+
+    def groups_of(self, role: str) -> list[str]:
+        """The tag groups ``role:NAME`` may write (empty without ``writers``: then everyone may write all)."""
+        name = role.removeprefix("role:")
+        return sorted(group for group, (_, roles) in (self.groups or {}).items() if name in roles)
+
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

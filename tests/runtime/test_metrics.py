@@ -29,8 +29,11 @@ from runtime.app import Controller
 from runtime.clock import SimClock
 from runtime.metrics import MetricsExporter, attach, build_plan, metric_name
 from runtime.metrics.exporter import ScrapeLimit
+from runtime.mqtt.bridge import Bridge
+from runtime.mqtt.settings import MqttSettings
 from runtime.program import Program, ScanContext
 from runtime.scan import Scan
+from runtime.server.protocol import ServerStats
 from runtime.tags import Quality, TagDB, TagDef, TagType
 
 REPO = Path(__file__).resolve().parents[2]
@@ -515,3 +518,61 @@ def test_a_render_waits_for_the_scan_when_it_would_cross_a_deadline(rig: Rig) ->
     exporter._next_deadline = time.monotonic()
     exporter.body()
     assert exporter.steps_aside == 1 and exporter.scrapes == 3
+
+
+# ---- the MQTT bridge's and the Modbus server's own counters -------------------------------------------------
+
+def counters_rig(rig: Rig) -> Bridge:
+    """The rig scraping a real (unstarted) MQTT bridge and a real ServerStats, with counts in every field."""
+    bridge = Bridge(rig.db, MqttSettings(host="127.0.0.1", port=1, topic_prefix="battplc/t", client_id="t"), "t")
+    bridge.stats.connects, bridge.stats.disconnects, bridge.stats.cycles = 3, 2, 40
+    bridge.stats.published, bridge.stats.skipped_busy, bridge.stats.entities_removed = 900, 5, 1
+    bridge.stats.commands.update(accepted=4, refused=6)
+    stats = ServerStats(writes_refused=7, connections_partial_closed=8, connections_evicted=9, connections_peak=2)
+    rig.exporter.server_stats = lambda: stats
+    rig.exporter.mqtt_bridge = lambda: bridge
+    run(rig)
+    return bridge
+
+
+def test_mqtt_bridge_and_modbus_server_counters_are_exported(rig: Rig) -> None:
+    counters_rig(rig)
+    s = rig.samples()
+    assert one(s, "battplc_mqtt_connected") == 0  # never started
+    assert (one(s, "battplc_mqtt_connects_total"), one(s, "battplc_mqtt_disconnects_total")) == (3, 2)
+    assert (one(s, "battplc_mqtt_publish_cycles_total"), one(s, "battplc_mqtt_cycles_skipped_total")) == (40, 5)
+    assert one(s, "battplc_mqtt_messages_published_total") == 900
+    assert one(s, "battplc_mqtt_entities_removed_total") == 1
+    assert (one(s, "battplc_mqtt_commands_total", result="accepted"),
+            one(s, "battplc_mqtt_commands_total", result="refused")) == (4, 6)
+    assert one(s, "battplc_modbus_writes_refused_total") == 7
+    assert one(s, "battplc_modbus_connections_partial_closed_total") == 8
+    assert one(s, "battplc_modbus_connections_evicted_total") == 9
+    assert one(s, "battplc_modbus_connections_peak") == 2
+
+
+@pytest.mark.interop
+@needs_promtool
+def test_promtool_accepts_the_mqtt_and_modbus_counters(rig: Rig) -> None:
+    counters_rig(rig)
+    text = rig.text()
+    assert "battplc_mqtt_commands_total{result=\"refused\"}" in text
+    result = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_a_bridge_attached_after_the_exporter_is_scraped(demo_site: Path) -> None:
+    """attach() finds the bridge among the controller's parts at each scrape, whichever was attached first."""
+    plant = controller(demo_site, {"enabled": True, "listen": "127.0.0.1", "port": 0})
+    try:
+        url = plant.parts["metrics"].url
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert "battplc_mqtt_" not in response.read().decode()  # no bridge: no MQTT families
+        bridge = Bridge(plant.db, MqttSettings(host="127.0.0.1", port=1, topic_prefix="p", client_id="c"), "t")
+        plant.parts["mqtt"] = bridge
+        bridge.stats.published = 11
+        plant.scan.run(max_scans=2)
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert "battplc_mqtt_messages_published_total 11.0" in response.read().decode()
+    finally:
+        plant.close()

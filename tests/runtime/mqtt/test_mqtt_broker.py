@@ -355,3 +355,65 @@ def test_tls_with_the_broker_certificate_verified(tmp_path: Path) -> None:
     finally:
         sub.close()
         broker.stop()
+
+
+# server.writers: parameters for the bridge's role, commands for the engineer's certificate only.
+WRITERS = "  server: {enabled: false, writers: {par: [role:mqtt], cmd: [role:engineer]}}\n"
+
+
+def _with_writers(writers: str, mqtt_extra: str = "") -> str:
+    text = SITE_YAML.replace("  server: {enabled: false}\n", writers)
+    return text.replace("refresh: 1h}", f"refresh: 1h{mqtt_extra}}}")
+
+
+def test_server_writers_authorize_mqtt_commands_by_the_bridge_role(tmp_path: Path, broker: Broker,
+                                                                    sub: Subscriber) -> None:
+    plant = Plant(write_site(tmp_path / "site", broker.port, _with_writers(WRITERS)))
+    try:
+        assert plant.until(lambda: plant.bridge.connected and sub.text(f"{PREFIX}/state/cmd.mode") == "auto")
+        db = plant.plc.db
+        assert command(plant, sub, "par.min_soc", "12.5")["result"] == "accepted"  # par grants role:mqtt
+        before = dict(db.values)
+        for tag, payload in (("cmd.mode", "hold"), ("cmd.battery_off", "1")):
+            result = command(plant, sub, tag, payload)
+            assert result["result"] == "refused", result
+            assert "server.writers" in result["reason"] and "role:mqtt" in result["reason"], result
+            assert "'cmd' tags" in result["reason"], result
+        plant.scan(3)
+        assert db["par.min_soc"] == 12.5
+        assert (db["cmd.mode"], db["cmd.battery_off"]) == (before["cmd.mode"], before["cmd.battery_off"])
+        assert plant.bridge.commands.writes.latched == 1
+        assert plant.bridge.stats.commands == {"accepted": 1, "refused": 2}
+        # Home Assistant is offered no control the bridge may not use: cmd.* are shown, not commanded.
+        shown = {"cmd.mode": "sensor", "cmd.battery_off": "binary_sensor", "par.min_soc": "number"}
+        assert wait_until(lambda: all(sub.get(config_topic(c, t)) for t, c in shown.items()))
+        assert "command_topic" not in sub.json(config_topic("sensor", "cmd.mode"))
+        assert sub.json(config_topic("sensor", "cmd.mode"))["options"] == ["auto", "off", "force_charge", "hold"]
+        assert sub.get(config_topic("select", "cmd.mode")) is None
+        assert sub.get(config_topic("button", "cmd.battery_off")) is None
+    finally:
+        plant.close()
+
+
+def test_the_bridge_role_is_configurable_and_a_role_granted_nothing_writes_nothing(
+        tmp_path: Path, broker: Broker, sub: Subscriber) -> None:
+    plant = Plant(write_site(tmp_path / "a", broker.port, _with_writers(WRITERS, ", writes_as: role:engineer")))
+    try:
+        assert plant.until(lambda: plant.bridge.connected)
+        assert command(plant, sub, "cmd.mode", "hold")["result"] == "accepted"
+        assert command(plant, sub, "par.min_soc", "12.5")["result"] == "refused"
+        plant.scan()
+        assert (plant.plc.db["cmd.mode"], plant.plc.db["par.min_soc"]) == (3, 10.0)
+    finally:
+        plant.close()
+    nobody = "  server: {enabled: false, writers: {'*': [127.0.0.0/8]}}\n"  # networks judge Modbus clients only
+    plant = Plant(write_site(tmp_path / "b", broker.port, _with_writers(nobody)))
+    try:
+        assert plant.until(lambda: plant.bridge.connected)
+        results = [command(plant, sub, tag, value) for tag, value in (("par.min_soc", "20"), ("cmd.mode", "off"))]
+        assert [r["result"] for r in results] == ["refused", "refused"]
+        plant.scan(2)
+        assert plant.plc.db["par.min_soc"] == 10.0 and plant.plc.db["cmd.mode"] == 0
+        assert plant.bridge.commands.writes.latched == 0
+    finally:
+        plant.close()

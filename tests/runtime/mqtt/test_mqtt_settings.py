@@ -29,7 +29,8 @@ CASES = [
     ("    host: broker\n    port: 70000\n", 5, "site.mqtt.port", ["70000"]),
     ("    host: broker\n    topic_prefix: battplc/#\n", 5, "site.mqtt.topic_prefix", ["no '+', '#'"]),
     ("    host: broker\n    client_id: 'a b'\n", 5, "site.mqtt.client_id", ["allowed: 1..64"]),
-    ("    host: broker\n    min_interval: 10ms\n", 5, "site.mqtt.min_interval", ["allowed 0.05s..3600s"]),
+    ("    host: broker\n    min_interval: 10ms\n", 5, "site.mqtt.min_interval", ["allowed 50ms..1h"]),
+    ("    host: broker\n    writes_as: mqtt\n", 5, "site.mqtt.writes_as", ["allowed: role:NAME"]),
     ("    host: broker\n    credentials: nowhere.secret\n", 5, "site.mqtt.credentials", ["cannot read",
                                                                                        "nowhere.secret"]),
     ("    host: broker\n    tls: {ca: ca.pem}\n", 5, "site.mqtt.tls.ca", ["no file", "ca.pem"]),
@@ -66,6 +67,7 @@ def test_defaults_follow_the_site(tmp_path: Path) -> None:
     assert (settings.host, settings.port, settings.topic_prefix, settings.client_id) == \
         ("broker.lan", 8883, "battplc/garage", "battplc-garage")
     assert (settings.min_interval, settings.refresh, settings.discovery_prefix) == (1.0, 300.0, "homeassistant")
+    assert settings.writes_as == "role:mqtt"
     assert load_site(_plain(tmp_path / "plain"), with_programs=False)[0].settings.mqtt is None
 
 
