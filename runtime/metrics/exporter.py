@@ -30,6 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from runtime.clock import RealClock
 from runtime.config.tags_schema import METRICS
+from runtime.http_thread import ServerThread, Serving
 from runtime.metrics.families import BridgeSource, RuntimeCollector, StatsSource, TagText
 from runtime.metrics.plan import build_plan
 from runtime.metrics.snapshot import Buckets, Snapshot
@@ -66,7 +67,7 @@ class ScrapeLimit:
 
 # ---- the exporter -----------------------------------------------------------------------------------------
 
-class MetricsExporter:
+class MetricsExporter(Serving):
     """Snapshots a scan at commit time and serves the newest snapshot on an HTTP endpoint.
 
     Register ``observe`` as a scan observer. ``render`` is one scrape's body; ``serve`` starts the endpoint on
@@ -103,8 +104,7 @@ class MetricsExporter:
         self.registry.register(RuntimeCollector(self))
         if process_metrics:
             ProcessCollector(registry=self.registry)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self.http = ServerThread("the metrics endpoint", "/metrics")
 
     # ---- scan thread --------------------------------------------------------------------------------------
 
@@ -182,34 +182,11 @@ class MetricsExporter:
 
     def serve(self, listen: str, port: int) -> tuple[str, int]:
         """Start the HTTP endpoint on a daemon thread; return the address it listens on (port 0 picks one)."""
-        self._server = _Server((listen, port), self)
-        # serve_forever looks for shutdown() between requests every poll interval: 0.1 s makes stop() quick.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="metrics-http",
-                                        daemon=True)
-        self._thread.start()
-        return self.address
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self._server is None:
-            raise RuntimeError("the metrics endpoint is not running")
-        host, port = self._server.server_address[:2]
-        return host, port
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
+        return self.http.start(_Server((listen, port), self), "metrics-http")
 
     def stop(self) -> None:
         """Stop the endpoint (the observer keeps counting harmlessly if the scan still runs)."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self.http.stop()
 
 
 class _Server(ThreadingHTTPServer):

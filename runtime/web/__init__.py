@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runtime.http_thread import ServerThread, Serving
 from runtime.mqtt.commands import Commands
 from runtime.server.access import WritePolicy
 from runtime.server.regmap import RegisterMap
@@ -36,7 +37,7 @@ OVERVIEW_TAGS = ("bat.soc", "bat.power", "pv.power", "house.power", "grid.power"
                  "bat.cell_v_max", "bat.cell_v_min", "bat.temp_max")
 
 
-class WebApp:
+class WebApp(Serving):
     """Everything the page asks for, over one controller's image, charts, alarms and write path."""
 
     def __init__(self, db: Any, charts: list[ChartDecl], writer: TagWriter, token: bytes | None,
@@ -53,8 +54,7 @@ class WebApp:
         self._why: tuple[Any, bytes] = (None, b"[]")  # (sample, its why message): one build per sample
         self._diagrams: dict[tuple[str, str | None], bytes] = {}
         self._diagram_lock = threading.Lock()
-        self.server: WebServer | None = None
-        self._thread: threading.Thread | None = None
+        self.http = ServerThread("the operator page")
 
     # ---- scan side ------------------------------------------------------------------------------------------
 
@@ -148,33 +148,13 @@ class WebApp:
     # ---- life cycle -----------------------------------------------------------------------------------------
 
     def serve(self, listen: str, port: int) -> tuple[str, int]:
-        self.server = WebServer((listen, port), self)
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), name="web-http",
-                                        daemon=True)
-        self._thread.start()
+        address = self.http.start(WebServer((listen, port), self), "web-http")
         self.publisher.start()
-        return self.address
-
-    @property
-    def address(self) -> tuple[str, int]:
-        if self.server is None:
-            raise RuntimeError("the operator page is not running")
-        host, port = self.server.server_address[:2]
-        return host, port
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        return address
 
     def stop(self) -> None:
         self.publisher.stop()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.server = self._thread = None
+        self.http.stop()
 
 
 def read_token(path: Path) -> tuple[bytes | None, str]:

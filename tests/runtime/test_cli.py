@@ -61,3 +61,32 @@ def test_run_stops_cleanly_on_sigint_with_figures(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "lateness p50" in out and "p99" in out and "max" in out
     assert "Traceback" not in err
+
+
+# Commands that print more than a pipe holds for the repository's own site, and one short one.
+PRINTING = [["tags", str(ROOT)], ["regmap", str(ROOT)], ["export", "homeassistant", str(ROOT)],
+            ["check", str(DEMO)]]
+IDS = ["tags", "regmap", "export", "check"]
+
+
+@pytest.mark.parametrize("argv", PRINTING, ids=IDS)
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(argv: list[str]) -> None:
+    """Nobody reads: the write end's reader is closed before the command starts, so every write fails with
+    EPIPE, whatever the output's size (deterministic, unlike a race with head)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "runtime.cli", *argv], stdout=write, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (1, "")
+
+
+@pytest.mark.skipif(shutil.which("head") is None, reason="no head on PATH")
+@pytest.mark.parametrize("argv", PRINTING[:2], ids=IDS[:2])
+def test_piped_into_head_prints_one_line_and_no_traceback(argv: list[str]) -> None:
+    command = " ".join([sys.executable, "-m", "runtime.cli", *argv]) + " | head -1"
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1, proc
+    assert proc.stderr == ""

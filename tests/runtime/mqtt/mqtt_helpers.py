@@ -15,6 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from live_helpers import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or (Path("/usr/sbin/mosquitto") if Path("/usr/sbin/mosquitto").exists()
                                            else None)
@@ -62,12 +63,6 @@ tags:
   par.unmapped: {type: float, access: rw, default: 1, min: 0, max: 5}
   internal.secret: {type: int, metric: false, default: 7}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_site(directory: Path, port: int, text: str = SITE_YAML) -> Path:
