@@ -13,7 +13,8 @@ hold a slot either.
 TLS follows Modbus/TCP Security: TLS 1.2 or newer on its own port, client certificates required when a
 ``ca`` is configured; ``tls.only`` leaves the plain port closed. Roles come from the client certificate's
 organizational units (OU). ``writers`` (per tag group: the first word of a tag name, or ``*`` for the
-rest) lists who may write: networks for clients without TLS, ``role:NAME`` for TLS clients. Without
+rest) lists who may write: networks for clients without TLS, ``role:NAME`` for TLS clients and for the MQTT
+bridge (one writer, ``mqtt.writes_as``: MQTT messages carry no sender; ``WritePolicy.for_role``). Without
 ``writers`` every admitted client may write, as before. A refused write is answered with exception 01, as
 Modbus/TCP Security prescribes for a request the client's role is not authorized for.
 """

@@ -11,8 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from runtime.clock import SimClock
 from runtime.events import is_step_tag
 from runtime.metrics import MetricsExporter, metric_name
+from runtime.mqtt.bridge import Bridge
+from runtime.mqtt.settings import MqttSettings
 from runtime.scan import Scan
+from runtime.server.protocol import ServerStats
 from runtime.site import load_site
 from runtime.tags import TagDef, TagType
 
@@ -87,16 +88,6 @@ def test_every_alert_has_a_test_that_makes_it_fire_and_one_that_does_not() -> No
             assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
 
 
-@dataclass
-class ServerStats:
-    """The shape of runtime.server's counters."""
-
-    requests: int = 3
-    exceptions: Counter = field(default_factory=lambda: Counter({"ILLEGAL_ADDRESS": 1}))
-    connections_peak: int = 2
-    requests_by_function: Counter = field(default_factory=lambda: Counter({("read_input_registers", "ok"): 3}))
-
-
 @pytest.fixture(scope="module")
 def served(labels: dict[str, set[str]]) -> set[str]:
     """Every sample name the exporter serves for the default site."""
@@ -113,7 +104,12 @@ def labels() -> dict[str, set[str]]:
         db.declare(TagDef("sfc.unload.step_time", TagType.FLOAT, "s"))
         db.declare(TagDef("sfc.unload.held", TagType.BOOL))
     scan = Scan(db, programs, SimClock(), site.scan_period, interlocks=interlocks)
-    exporter = MetricsExporter(scan, server_stats=ServerStats, process_metrics=False)
+    stats = ServerStats(requests=3, connections_peak=2)
+    stats.exceptions["ILLEGAL_ADDRESS"] += 1
+    stats.requests_by_function[("read_input_registers", "ok")] += 3
+    bridge = Bridge(db, MqttSettings(host="127.0.0.1", port=1, topic_prefix="battplc/t", client_id="t"), "t")
+    bridge.stats.commands["refused"] += 1
+    exporter = MetricsExporter(scan, server_stats=lambda: stats, process_metrics=False, mqtt_bridge=lambda: bridge)
     text = exporter.render().decode()
     found: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(text):
