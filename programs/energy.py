@@ -18,6 +18,10 @@ clipped at 0 before it is added, and nothing else writes it; a SoC resync does n
 ``energy.<flow>_today`` counts since local midnight of the site's wall time (``ctx.now``): at the first scan
 of a new day (``energy.day`` changes) every today counter starts again from 0. Both are retained, so a
 restart resumes where the last save left them.
+
+``energy.battery_export_today`` is the site's one daily count of battery energy sent to the grid (issue 14):
+above ``par.export_day_max_wh`` (20 Wh) ``alarm.battery_export`` is raised until the day ends. The unload chart
+is built not to export; this is the proof an owner sees, and the alarm if a device or a setting defeats it.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ FLOWS: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
 }
 TOTAL, TODAY = "energy.{}_total", "energy.{}_today"
 SOURCES = tuple(sorted({tag for needs, _ in FLOWS.values() for tag in needs}))
+EXPORT_ALARM, EXPORT_MAX = "alarm.battery_export", "par.export_day_max_wh"  # on battery_export_today
 
 
 class Energy(FunctionBlock):
-    reads = SOURCES
-    writes = (*(TOTAL.format(flow) for flow in FLOWS), *(TODAY.format(flow) for flow in FLOWS), "energy.day")
+    reads = (*SOURCES, EXPORT_MAX)
+    writes = (*(TOTAL.format(flow) for flow in FLOWS), *(TODAY.format(flow) for flow in FLOWS), "energy.day",
+              EXPORT_ALARM)
 
     def __init__(self, name: str, site: object = None) -> None:
         super().__init__(name, site)
@@ -81,3 +87,4 @@ class Energy(FunctionBlock):
                     self.today[flow] += kwh * today_share
             ctx.write(TOTAL.format(flow), self.total[flow])
             ctx.write(TODAY.format(flow), self.today[flow])
+        ctx.write(EXPORT_ALARM, self.today["battery_export"] * 1000.0 > ctx.staged(EXPORT_MAX))

@@ -127,3 +127,20 @@ def test_lifetime_counters_never_decrease_and_add_up_the_readings(bench_factory:
         assert all(bench[TODAY.format(flow)] <= now[flow] + 1e-9 for flow in FLOWS)
         before = now
     assert before == pytest.approx(expected, abs=1e-9)
+
+
+def test_battery_export_over_the_daily_budget_raises_its_alarm_until_midnight(bench_factory: Any) -> None:
+    """One daily count of battery energy sent to the grid (issue 14): energy.battery_export_today, retained and
+    reset at local midnight, raises alarm.battery_export above par.export_day_max_wh (20 Wh)."""
+    bench = bench_factory(["energy"], period=1.0, start=datetime(2026, 6, 20, 23, 50))
+    bench.set(grid__power=-300.0, inverter__power=200.0)  # 200 W of battery energy out
+    bench.run(5 * 60)  # 16.7 Wh
+    assert not bench["alarm.battery_export"]
+    bench.run(2 * 60)  # 23.3 Wh
+    assert bench["energy.battery_export_today"] == pytest.approx(0.0233, rel=1e-2)
+    assert bench["alarm.battery_export"]
+    bench.set(grid__power=100.0)  # importing again: nothing more out
+    bench.run(4 * 60)  # past midnight
+    assert bench["energy.battery_export_today"] == 0.0
+    assert not bench["alarm.battery_export"]
+    assert bench["energy.battery_export_total"] == pytest.approx(0.0233, rel=1e-2)  # the lifetime count goes on

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from runtime.site import REPO_ROOT
 from tools.plantsim.scenario import load_scenario
 from tools.plantsim.sim import Simulation
 
@@ -52,8 +53,9 @@ class Run:
         return [v for t, v in zip(self.times, self.values[tag], strict=True) if begin <= t <= end]
 
 
-def simulate(name: str, watch: tuple[str, ...] = ()) -> Run:
-    scenario = load_scenario(SCENARIOS / f"{name}.yaml")
+def simulate(name: str | Path, watch: tuple[str, ...] = ()) -> Run:
+    """A scenario of tests/programs/scenarios by name, or a shipped one by its path."""
+    scenario = load_scenario(name if isinstance(name, Path) else SCENARIOS / f"{name}.yaml")
     simulation = Simulation(scenario)
     db = simulation.db
     times: list[float] = []
@@ -152,6 +154,22 @@ def test_unload_follows_the_house_and_exports_no_battery_energy() -> None:
                                          run.values["inverter.power"], run.values["grid.power"], strict=True):
         if on:
             assert setpoint <= max(0.0, power + grid) + 1e-6  # never more than the house draws
+
+
+def test_without_grid_the_unload_uses_the_outage_reserve_and_stops_when_the_grid_is_back() -> None:
+    """Seed 004: min SoC on grid (20 %) and min SoC (10 %) are distinct, told apart by grid.present."""
+    run = simulate(REPO_ROOT / "scenarios" / "grid_outage_evening.yaml",
+                   ("grid.present", "inverter.enable", "bat.soc", "schedule.soc_floor", "sfc.unload.step"))
+    back = run.first("grid.present", True, after=run.first("grid.present", False))
+    below_on_grid_floor = [t for t, present, on, soc in zip(run.times, run.values["grid.present"],
+                                                            run.values["inverter.enable"], run.values["bat.soc"],
+                                                            strict=True) if on and soc < 20.0]
+    assert below_on_grid_floor  # the outage reserve was used
+    for t in below_on_grid_floor:  # ... only without grid, and for at most two scans after it came back
+        assert not run.at("grid.present", t) or back <= t <= back + 2 * run.period, t
+    assert run.at("bat.soc", back) < 15.0  # it stopped far above the off-grid floor
+    assert min(run.values["bat.soc"]) >= 10.0 - 0.5
+    assert run.values["sfc.unload.step"][-1] == "low"  # the second outage ended under the stop voltage
 
 
 def test_balancing_cadence() -> None:

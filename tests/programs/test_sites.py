@@ -24,7 +24,7 @@ SEED = re.compile(r"\(.*seeds? 00[0-4]")
 def test_site_checks(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(site)]) == 0
     out = capsys.readouterr().out
-    order = "aggregate, soc, limits, keep, ballast, load, unload, schedule, energy, export_guard, interlocks (interlocks)"
+    order = "aggregate, soc, limits, keep, ballast, load, unload, schedule, energy, interlocks (interlocks)"
     assert f"programs: {order}" in out
 
 

@@ -42,6 +42,7 @@ class Kpi:
 KPIS = (
     Kpi("battery_export_kwh", "battery energy exported to the grid", "kWh", 3),
     Kpi("self_consumption_pct", "self-consumption of PV", "%", 1),
+    Kpi("battery_share_pct", "house energy the battery covered", "%", 1),
     Kpi("grid_import_kwh", "grid import", "kWh", 3),
     Kpi("grid_import_saved_kwh", "grid import saved against no battery", "kWh", 3),
     Kpi("throughput_kwh", "battery throughput (charged + discharged)", "kWh", 3),
@@ -160,6 +161,7 @@ def kpis(scenario: Scenario, summary: dict[str, Any], alarms: int) -> dict[str, 
     return {
         "battery_export_kwh": summary["battery_export_wh"] / 1000.0,
         "self_consumption_pct": 100.0 * (pv_kwh - min(export, pv_kwh)) / pv_kwh if pv_kwh else 0.0,
+        "battery_share_pct": summary["battery_share_pct"],  # the oracle's: battery AC that stayed in the house
         "grid_import_kwh": summary["grid_import_kwh"],
         "grid_import_saved_kwh": import_alone - summary["grid_import_kwh"],
         "throughput_kwh": charged + discharged,

@@ -13,7 +13,9 @@ Per pack and step (the BMS judges the end of a step, and so does the oracle):
 reports mA, the unit resolves 10 mA), the finest instrument of the site. A smaller current would be invisible
 to any real measurement, a larger dead band would hide a real trickle (the old monitor's 0.5 A hid 12 Wh a
 day). For the site: battery energy exported (the inverter's AC output that the meter sent to the grid at the
-same moment: the integral of min(inverter AC, max(0, -grid))), hours above 90 % true SoC, hours discharging.
+same moment: the integral of min(inverter AC, max(0, -grid))), hours above 90 % true SoC, hours discharging,
+and the battery's share of the house's energy (the inverter's AC output that stayed in the house, over what the
+house consumed, heater and fan included: issue 14's "the battery covers >= 30 % of the house").
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Oracle:
         self.export_ws = 0.0
         self.above_90_s = 0.0
         self.discharge_s = 0.0
+        self.house_ws = 0.0
+        self.battery_house_ws = 0.0
 
     def _count(self, name: str, t: float, dt: float) -> None:
         self.seconds[name] += dt
@@ -79,15 +83,20 @@ class Oracle:
             if -current > self.fuse_a:
                 self._count("discharge_above_fuse_s", t, dt)
 
-    def judge_site(self, t: float, dt: float, inverter_ac_w: float, grid_w: float, soc: float) -> None:
-        """The site's step: battery energy exported, time above 90 % SoC, time discharging."""
+    def judge_site(self, t: float, dt: float, inverter_ac_w: float, grid_w: float, house_w: float,
+                   soc: float) -> None:
+        """The site's step: battery energy exported, the house's energy and the battery's part of it, time above
+        90 % SoC, time discharging."""
+        self.house_ws += house_w * dt
         if inverter_ac_w > 0.0:
             self.discharge_s += dt
+            exported = 0.0
             if grid_w < 0.0:
                 exported = inverter_ac_w if inverter_ac_w < -grid_w else -grid_w
                 self.export_ws += exported * dt
                 if "battery_export_wh" not in self.first:
                     self.first["battery_export_wh"] = t
+            self.battery_house_ws += (inverter_ac_w - exported) * dt
         if soc > 0.9:
             self.above_90_s += dt
 
@@ -97,4 +106,6 @@ class Oracle:
         out["battery_export_wh"] = round(self.export_ws / 3600.0, 3)
         out["hours_above_90pct"] = round(self.above_90_s / 3600.0, 4)
         out["discharge_h"] = round(self.discharge_s / 3600.0, 4)
+        out["house_kwh"] = round(self.house_ws / 3.6e6, 3)
+        out["battery_share_pct"] = round(100.0 * self.battery_house_ws / self.house_ws, 2) if self.house_ws > 0 else 0.0
         return out

@@ -261,7 +261,7 @@ class Plant:
         self.charger_ac_power = chg_ac
         self.grid_power = gp
         self.meter.update(dt, gp, pv, house)
-        oracle.judge_site(t, dt, inv_ac, gp, self.soc)
+        oracle.judge_site(t, dt, inv_ac, gp, house, self.soc)
         first = oracle.first
         if inverter.starts and "inverter_starts" not in first:
             first["inverter_starts"] = t
