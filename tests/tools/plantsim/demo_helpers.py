@@ -8,7 +8,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,17 +52,25 @@ def demo_site(folder: Path) -> dict[int, int]:
 
 
 def wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
+    """The process's stdout lines up to and including the first that holds ``needle``. The lines are read on a
+    thread, so a process that stops printing (a port taken, a hang) fails the test at ``timeout`` instead of
+    blocking it forever; the thread ends at the needle, or at EOF once the test kills the process."""
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
+    found = threading.Event()
     assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise AssertionError(f"{needle!r} not printed within {timeout} s; got {lines}")
+    stdout = proc.stdout
+
+    def read() -> None:
+        for line in iter(stdout.readline, ""):
+            lines.append(line)
+            if needle in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, name="wait_for_line", daemon=True).start()
+    if not found.wait(timeout):
+        raise AssertionError(f"{needle!r} not printed within {timeout} s; got {lines}")
+    return lines
 
 
 @contextmanager
