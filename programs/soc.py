@@ -14,12 +14,12 @@ Uncertainty (issue 14): ``soc.uncertainty`` (points, retained) grows by ``par.so
 counted and by seed 000's self-discharge bound (3.5 % a month) per day; a full or empty sync sets it to 0.
 The schedule raises the reserve by it, so a SoC that may read high cannot deep-discharge the pack.
 
-Rest resync (issue 14): after ``par.soc_rest_s`` with |current| below ``par.soc_rest_current_c``, the average
-cell voltage is read once against the rest curve ``REST_OCV``, on the branch of the last current's direction
+Rest resync (issue 14): after ``par.soc_rest_s`` with |current| below ``par.soc_rest_current_c``, every cell's
+voltage is read once against the rest curve ``REST_OCV`` (the pack's SoC is the mean of its cells'), on the branch of the last current's direction
 (LFP rests higher after a charge than after a discharge: ``HALF_HYSTERESIS_V`` either side of the middle),
 +-``par.soc_rest_error_mv``. That gives an interval of SoC; it is used only where the curve is steep enough
-that the interval's half width is at most ``par.soc_rest_max_pts`` (with the defaults: below ~20 % and above
-~97 %; never on the 25-95 % plateau, where 15 mV spans 20 points). If the interval and the count's own
+that the interval's half width is at most ``par.soc_rest_max_pts`` (with the defaults: below ~13 % and above
+~97 %; never on the 20-95 % plateau, where 20 mV spans 10 to 30 points). If the interval and the count's own
 (bat.soc +- soc.uncertainty) overlap, the SoC moves only as far as needed to enter the interval, and the
 uncertainty shrinks to the overlap; if they do not overlap, the count has lost its way (a wrong start, a
 drifting sensor) and the SoC is set to the middle of the interval, the uncertainty to its half width.
@@ -56,8 +56,9 @@ from __future__ import annotations
 
 import math
 
-from programs._common import Debounced, clamp, interp
-from runtime.program import FunctionBlock, ScanContext
+from programs._common import Debounced, clamp, interp, readings
+from programs.aggregate import find_units
+from runtime.program import FunctionBlock, ScanContext, TagGroup
 from runtime.tags import TagDB
 
 PERSIST_STEP = 0.0025  # of capacity: the seed-003 aggregator's 0.25 % persistence threshold
@@ -94,11 +95,12 @@ class Soc(FunctionBlock):
         self.direction = 0  # of the last current beyond the rest band: +1 charge, -1 discharge, 0 not seen yet
         self.shunt_soc = False
         self.shunt_mismatch = Debounced()
+        self.cells = TagGroup(())  # every cell of every BMS, for the rest reading
 
     def start(self, db: TagDB) -> None:
         self.shunt_soc = SHUNT_SOC in db
-        if self.shunt_soc:
-            self.reads = self.reads | {SHUNT_SOC}
+        self.cells = TagGroup(name for unit in find_units(db) for name in unit.cells)
+        self.reads = self.reads | set(self.cells.names) | ({SHUNT_SOC} if self.shunt_soc else set())
         saved = db["soc.charge_ah"]
         self.charge = saved if saved >= 0 else None
         self.discharged = db["soc.discharged_ah"]
@@ -148,7 +150,7 @@ class Soc(FunctionBlock):
         ctx.write("soc.uncertainty", min(100.0, ctx.staged("soc.uncertainty") + grow))
 
     def _rest_reading(self, ctx: ScanContext, capacity: float) -> tuple[float, float] | None:
-        """Once per rest of par.soc_rest_s: the SoC interval (%) the rested average cell voltage reads, if the
+        """Once per rest of par.soc_rest_s: the SoC interval (%) the rested cell voltages read, if the
         curve is steep enough there (half width <= par.soc_rest_max_pts); else None."""
         current = ctx.staged("bat.current")
         if abs(current) > ctx.staged("par.soc_rest_current_c") * capacity:
@@ -156,13 +158,19 @@ class Soc(FunctionBlock):
             self.rest_timer, self.rest_read = 0.0, False
             return None
         self.rest_timer += ctx.dt
-        if self.rest_read or self.rest_timer < ctx.staged("par.soc_rest_s") or not ctx.ok("bat.voltage"):
+        if self.rest_read or self.rest_timer < ctx.staged("par.soc_rest_s"):
             return None
+        volts = self.cells.staged(ctx)
+        if not volts or not readings(self.cells.quality(ctx), volts):
+            return None  # a BMS is silent: wait for the next rest
         self.rest_read = True
-        middle = ctx.staged("bat.voltage") / max(1, ctx.staged("par.cells_series")) - self.direction * HALF_HYSTERESIS_V
         # an unknown branch (no current seen since the start) widens the reading by the hysteresis
         error = ctx.staged("par.soc_rest_error_mv") / 1000.0 + (HALF_HYSTERESIS_V if self.direction == 0 else 0.0)
-        low, high = (interp(middle + sign * error, REST_OCV_V, REST_OCV_SOC) for sign in (-1, 1))
+        shift = self.direction * HALF_HYSTERESIS_V
+        # Each cell on the curve, then the mean: the pack's SoC is its cells' mean, and at the knee a spread
+        # pack's mean voltage is not the voltage of its mean SoC (the low cells sit far down the knee).
+        low = sum(interp(v - shift - error, REST_OCV_V, REST_OCV_SOC) for v in volts) / len(volts)
+        high = sum(interp(v - shift + error, REST_OCV_V, REST_OCV_SOC) for v in volts) / len(volts)
         if (high - low) / 2.0 > ctx.staged("par.soc_rest_max_pts"):
             return None  # the plateau: the voltage cannot tell
         return low, high
