@@ -241,3 +241,13 @@ def test_a_shunt_soc_above_ours_alarms_without_raising_the_reserve(bench_factory
     bench.set(shunt__soc=70.0)
     bench.run(bench["par.soc_shunt_mismatch_s"] + 60)
     assert bench["alarm.soc_shunt_mismatch"] and bench["soc.uncertainty"] < 0.1
+
+
+def test_a_rest_with_no_current_seen_since_the_start_reads_either_branch(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=96.0, period=60.0)  # 30 %, and no current since the start
+    bench.set(shunt__soc=30.0)
+    bench.cells(KNEE_V)  # 3.12 V +- (20 + 10) mV: 5 x 0.59 / 0.6 = 4.92 % .. 7.22 %
+    bench.run(bench["par.soc_rest_s"])
+    low = 5 * 0.59 / 0.6
+    assert bench["bat.soc"] == pytest.approx((low + KNEE_HIGH) / 2, abs=0.01)
+    assert bench["soc.uncertainty"] == pytest.approx((KNEE_HIGH - low) / 2, abs=0.01)
