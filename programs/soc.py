@@ -36,6 +36,10 @@ drifting sensor) and the SoC is set to the middle of the interval, the uncertain
   002's 80 % point; 100 %: 3.45 V, seed 003's full voltage (the cell at the 0.05C tail, ~OCV).
 - ``HALF_HYSTERESIS_V``: LFP's charge and discharge OCV branches are 10-30 mV apart in the plateaus
   (Dreyer et al., Nature Materials 9 (2010) 448-453; Roscher and Sauer 2011); 10 mV is half the middle of it.
+- ``COLD_PTS_PER_K``: a cold cell relaxes slower and its voltage still reads low after the rest (the same
+  kinetics that make LFP datasheets rate ~85-90 % of the 25 degC capacity at 0 degC): below 25 degC (the
+  coldest sensor) the reading's interval reaches 0.5 point per kelvin higher, so a winter pack's reading
+  is too wide to use (7 degC: 9 points) and a mild one's is only shifted.
 - ``par.soc_rest_s`` 2 h: the relaxation a fuel gauge's OCV learning waits after a charge (TI SLVUDW8,
   "let the battery relax for two hours"); the remaining relaxation is a few mV, inside the reading's error.
 
@@ -69,11 +73,13 @@ SELF_DISCHARGE_PTS_PER_S = 3.5 / (30 * 86400)  # seed 000's datasheet bound, 3.5
 REST_OCV_SOC = (0.0, 5.0, 10.0, 20.0, 25.0, 80.0, 97.0, 100.0)
 REST_OCV_V = (2.50, 3.10, 3.2125, 3.265, 3.28, 3.3375, 3.35, 3.45)
 HALF_HYSTERESIS_V = 0.010  # a rested cell sits this much above the middle after a charge, below after a discharge
+REST_WARM_C = 25.0  # the curve's temperature (datasheet OCV and capacity figures are at 25 degC)
+COLD_PTS_PER_K = 0.5  # below it, a rested cell may read up to this much too low per kelvin (module docstring)
 SHUNT_SOC = "shunt.soc"  # optional: a site without a SmartShunt has no second SoC to compare with
 
 
 class Soc(FunctionBlock):
-    reads = ("bat.current", "bat.voltage", "bat.cell_v_max", "bat.cell_v_min", "bms.soc", "bms.online",
+    reads = ("bat.current", "bat.voltage", "bat.cell_v_max", "bat.cell_v_min", "bat.temp_min", "bms.soc", "bms.online",
              "par.capacity_ah",
              "par.charge_efficiency", "par.soc_full_cell_v", "par.full_current_c", "par.soc_full_delay_s",
              "par.cell_v_min", "par.cells_series", "par.cell_v_nominal", "par.soc_uncertainty_pct",
@@ -161,7 +167,7 @@ class Soc(FunctionBlock):
         if self.rest_read or self.rest_timer < ctx.staged("par.soc_rest_s"):
             return None
         volts = self.cells.staged(ctx)
-        if not volts or not readings(self.cells.quality(ctx), volts):
+        if not volts or not readings(self.cells.quality(ctx), volts) or not ctx.ok("bat.temp_min"):
             return None  # a BMS is silent: wait for the next rest
         self.rest_read = True
         # an unknown branch (no current seen since the start) widens the reading by the hysteresis
@@ -171,6 +177,7 @@ class Soc(FunctionBlock):
         # pack's mean voltage is not the voltage of its mean SoC (the low cells sit far down the knee).
         low = sum(interp(v - shift - error, REST_OCV_V, REST_OCV_SOC) for v in volts) / len(volts)
         high = sum(interp(v - shift + error, REST_OCV_V, REST_OCV_SOC) for v in volts) / len(volts)
+        high += COLD_PTS_PER_K * max(0.0, REST_WARM_C - ctx.staged("bat.temp_min"))
         if (high - low) / 2.0 > ctx.staged("par.soc_rest_max_pts"):
             return None  # the plateau: the voltage cannot tell
         return low, high

@@ -164,6 +164,7 @@ def rest_bench(factory: Any, soc: float, uncertainty: float = 0.0) -> Any:
     """A pack at ``soc`` % as counted, after a discharge (the resting cells sit on the discharge branch)."""
     bench = soc_bench(factory, soc_ah=3.2 * soc, period=60.0)
     bench.db.values["soc.uncertainty"] = uncertainty
+    bench.set(bms1__temp_1=25.0, bms1__temp_2=25.0)  # the rest curve's temperature: no allowance for the cold
     bench.set(shunt__current=-20.0, bms1__current=-20.0, shunt__soc=soc)  # a shunt that agrees with the count
     bench.run(60)  # 1/3 Ah: 0.1 point
     bench.set(shunt__current=0.0, bms1__current=0.0)
@@ -195,6 +196,19 @@ def test_a_rest_reading_moves_a_consistent_count_only_into_its_interval(bench_fa
     assert bench["soc.uncertainty"] == pytest.approx(KNEE_HIGH - KNEE_LOW, abs=0.01)  # the overlap, < 3
 
 
+def test_a_cold_rest_reaches_higher_and_a_winter_one_tells_nothing(bench_factory: Any) -> None:
+    bench = rest_bench(bench_factory, soc=30.0)
+    bench.set(bms1__temp_1=21.0)  # the coldest sensor, 4 K below the curve's 25 degC: 2 points higher
+    bench.cells(KNEE_V)
+    bench.run(bench["par.soc_rest_s"])
+    assert bench["bat.soc"] == pytest.approx((KNEE_LOW + KNEE_HIGH + 2.0) / 2, abs=0.01)
+    winter = rest_bench(bench_factory, soc=30.0)
+    winter.set(bms1__temp_1=7.0)  # 9 points of allowance: too wide to use
+    winter.cells(KNEE_V)
+    winter.run(winter["par.soc_rest_s"])
+    assert winter["bat.soc"] == pytest.approx(29.9, abs=0.05)
+
+
 def test_a_rest_on_the_plateau_tells_nothing(bench_factory: Any) -> None:
     bench = rest_bench(bench_factory, soc=30.0)
     bench.cells(3.29)  # 20 mV is 10-30 points here
@@ -204,7 +218,7 @@ def test_a_rest_on_the_plateau_tells_nothing(bench_factory: Any) -> None:
 
 def test_a_rest_after_a_charge_reads_the_charge_branch_of_the_high_knee(bench_factory: Any) -> None:
     bench = soc_bench(bench_factory, soc_ah=288.0, period=60.0)  # 90 % counted
-    bench.set(shunt__current=20.0, bms1__current=20.0, shunt__soc=90.0)
+    bench.set(shunt__current=20.0, bms1__current=20.0, shunt__soc=90.0, bms1__temp_1=25.0, bms1__temp_2=25.0)
     bench.run(60)
     bench.set(shunt__current=1.0, bms1__current=1.0)  # the CV tail at the summer voltage: below 0.01C
     bench.cells(3.40)  # 3.39 V on the middle curve: 97 + 3 x 0.04 / 0.1 = 98.2 %
@@ -245,7 +259,7 @@ def test_a_shunt_soc_above_ours_alarms_without_raising_the_reserve(bench_factory
 
 def test_a_rest_with_no_current_seen_since_the_start_reads_either_branch(bench_factory: Any) -> None:
     bench = soc_bench(bench_factory, soc_ah=96.0, period=60.0)  # 30 %, and no current since the start
-    bench.set(shunt__soc=30.0)
+    bench.set(shunt__soc=30.0, bms1__temp_1=25.0, bms1__temp_2=25.0)
     bench.cells(KNEE_V)  # 3.12 V +- (20 + 10) mV: 5 x 0.59 / 0.6 = 4.92 % .. 7.22 %
     bench.run(bench["par.soc_rest_s"])
     low = 5 * 0.59 / 0.6
