@@ -79,14 +79,13 @@ SHUNT_SOC = "shunt.soc"  # optional: a site without a SmartShunt has no second S
 
 
 class Soc(FunctionBlock):
-    reads = ("bat.current", "bat.voltage", "bat.cell_v_max", "bat.cell_v_min", "bat.temp_min", "bms.soc", "bms.online",
-             "par.capacity_ah",
-             "par.charge_efficiency", "par.soc_full_cell_v", "par.full_current_c", "par.soc_full_delay_s",
+    reads = ("bat.current", "bat.voltage", "bat.cell_v_max", "bat.cell_v_min", "bat.temp_min", "bms.soc",
+             "bms.online", "par.capacity_ah", "par.charge_efficiency", "par.soc_full_cell_v", "par.full_current_c", "par.soc_full_delay_s",
              "par.cell_v_min", "par.cells_series", "par.cell_v_nominal", "par.soc_uncertainty_pct",
              "par.soc_rest_current_c", "par.soc_rest_s", "par.soc_rest_error_mv", "par.soc_rest_max_pts",
              "par.soc_shunt_mismatch_pts", "par.soc_shunt_mismatch_s")
-    writes = ("soc.uncertainty", "alarm.soc_shunt_mismatch", "bat.soc", "soc.charge_ah", "soc.residual_kwh", "soc.discharged_ah", "soc.cycles", "soc.soh",
-              "soc.capacity_measured_ah", "soc.imbalance_pct")
+    writes = ("soc.uncertainty", "alarm.soc_shunt_mismatch", "bat.soc", "soc.charge_ah", "soc.residual_kwh",
+              "soc.discharged_ah", "soc.cycles", "soc.soh", "soc.capacity_measured_ah", "soc.imbalance_pct")
 
     def __init__(self, name: str, site: object = None) -> None:
         super().__init__(name, site)
@@ -168,7 +167,7 @@ class Soc(FunctionBlock):
             return None
         volts = self.cells.staged(ctx)
         if not volts or not readings(self.cells.quality(ctx), volts) or not ctx.ok("bat.temp_min"):
-            return None  # a BMS is silent: wait for the next rest
+            return None  # a BMS (cells or temperature) is silent: wait for the next rest
         self.rest_read = True
         # an unknown branch (no current seen since the start) widens the reading by the hysteresis
         error = ctx.staged("par.soc_rest_error_mv") / 1000.0 + (HALF_HYSTERESIS_V if self.direction == 0 else 0.0)
@@ -179,7 +178,7 @@ class Soc(FunctionBlock):
         high = sum(interp(v - shift + error, REST_OCV_V, REST_OCV_SOC) for v in volts) / len(volts)
         high += COLD_PTS_PER_K * max(0.0, REST_WARM_C - ctx.staged("bat.temp_min"))
         if (high - low) / 2.0 > ctx.staged("par.soc_rest_max_pts"):
-            return None  # the plateau: the voltage cannot tell
+            return None  # the plateau, or a cold pack: the voltage cannot tell
         return low, high
 
     def _resync(self, ctx: ScanContext, capacity: float, low: float, high: float) -> None:
