@@ -1,5 +1,5 @@
-"""Small pieces the battery function blocks share: table interpolation, a two-level latch, a day number, and
-the test that a group of tags holds readings.
+"""Small pieces the battery function blocks share: table interpolation, a two-level latch, a debounced state,
+a day number, and the test that a group of tags holds readings.
 
 Not a program (the leading underscore keeps the loader from offering it as one).
 
@@ -39,6 +39,23 @@ def latch(active: bool, trip: bool, release: bool) -> bool:
     if active:
         return not release
     return trip
+
+
+class Debounced:
+    """A state that follows a condition only once the condition has differed from it for ``delay`` seconds:
+    a disagreement between two sensors must persist to raise an alarm, and the agreement as long to clear it."""
+
+    __slots__ = ("state", "timer")
+
+    def __init__(self) -> None:
+        self.state = False
+        self.timer = 0.0  # seconds the condition has differed from the state
+
+    def update(self, condition: bool, dt: float, delay: float) -> bool:
+        self.timer = self.timer + dt if condition != self.state else 0.0
+        if self.timer >= delay:
+            self.state, self.timer = condition, 0.0
+        return self.state
 
 
 def day_number(now: Any) -> int:

@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from programs._common import readings
+from programs._common import Debounced, readings
 from runtime.program import FunctionBlock, ScanContext, TagGroup
 from runtime.tags import TagDB
 
@@ -91,8 +91,7 @@ class Aggregate(FunctionBlock):
         super().__init__(name, site)
         self.units: list[BmsUnit] = []
         self.shunt = False
-        self.mismatch = False  # the shunt disagrees with the BMS: count the BMS current
-        self.mismatch_timer = 0.0  # seconds the present agreement (or disagreement) has lasted
+        self.mismatch = Debounced()  # the shunt disagrees with the BMS: count the BMS current
 
     def start(self, db: TagDB) -> None:
         self.units = find_units(db)
@@ -154,19 +153,12 @@ class Aggregate(FunctionBlock):
                 if "current" in u.optional and reading(ctx, u.optional["current"])]
         bms = sum(good) if good and len(good) == len(self.units) else None  # every pack's current, or no sum
         shunt = ctx["shunt.current"] if self.shunt and reading(ctx, "shunt.current") else None
-        if shunt is not None and bms is not None:
-            self._cross_check(ctx, shunt, bms)
-        ctx.write("alarm.soc_sensor_mismatch", self.mismatch)
-        if shunt is not None and not self.mismatch:
+        if shunt is not None and bms is not None:  # set after par.soc_mismatch_s apart, cleared after as long agreeing
+            self.mismatch.update(abs(shunt - bms) > ctx["par.soc_mismatch_a"], ctx.dt, ctx["par.soc_mismatch_s"])
+        ctx.write("alarm.soc_sensor_mismatch", self.mismatch.state)
+        if shunt is not None and not self.mismatch.state:
             return shunt
         return sum(good) if good else None
-
-    def _cross_check(self, ctx: ScanContext, shunt: float, bms: float) -> None:
-        """The mismatch latch: set after par.soc_mismatch_s of disagreement, cleared after as long agreeing."""
-        disagree = abs(shunt - bms) > ctx["par.soc_mismatch_a"]
-        self.mismatch_timer = self.mismatch_timer + ctx.dt if disagree != self.mismatch else 0.0
-        if self.mismatch_timer >= ctx["par.soc_mismatch_s"]:
-            self.mismatch, self.mismatch_timer = disagree, 0.0
 
     @staticmethod
     def _soc(ctx: ScanContext, online: list[BmsUnit]) -> float | None:

@@ -31,7 +31,7 @@ HEALTHY = {
     **{f"bms1.cell_{k}": 3.30 for k in range(1, 9)},
     "bms1.temp_1": 20.0, "bms1.temp_2": 20.0, "bms1.voltage": 26.4, "bms1.current": 0.0, "bms1.soc": 50.0,
     "bms1.capacity_ah": 320.0, "bms1.charge_allowed": True, "bms1.discharge_allowed": True,
-    "shunt.voltage": 26.4, "shunt.current": 0.0, "grid.power": 300.0, "pv.power": 0.0, "house.power": 300.0,
+    "shunt.voltage": 26.4, "shunt.current": 0.0, "shunt.soc": 50.0, "grid.power": 300.0, "pv.power": 0.0, "house.power": 300.0,
     "inverter.power": 0.0, "charger.current": 0.0, "charger.voltage": 0.0,
 }
 

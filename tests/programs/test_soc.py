@@ -158,3 +158,110 @@ def test_uncertainty_grows_with_the_charge_counted_and_a_sync_clears_it(bench_fa
     bench.set(shunt__current=5.0)
     bench.run(120)  # full sync
     assert bench["soc.uncertainty"] < 0.001  # 0 at the sync, then only a minute of self-discharge bound
+
+
+def rest_bench(factory: Any, soc: float, uncertainty: float = 0.0) -> Any:
+    """A pack at ``soc`` % as counted, after a discharge (the resting cells sit on the discharge branch)."""
+    bench = soc_bench(factory, soc_ah=3.2 * soc, period=60.0)
+    bench.db.values["soc.uncertainty"] = uncertainty
+    bench.set(bms1__temp_1=25.0, bms1__temp_2=25.0)  # the rest curve's temperature: no allowance for the cold
+    bench.set(shunt__current=-20.0, bms1__current=-20.0, shunt__soc=soc)  # a shunt that agrees with the count
+    bench.run(60)  # 1/3 Ah: 0.1 point
+    bench.set(shunt__current=0.0, bms1__current=0.0)
+    return bench
+
+
+# 3.12 V after a discharge is 3.13 V on the middle curve: 5 + 5 x 0.03 / 0.1125 = 6.33 %; +-20 mV: 5.44..7.22 %
+KNEE_V, KNEE_SOC, KNEE_LOW, KNEE_HIGH = 3.12, 5 + 5 * 0.03 / 0.1125, 5 + 5 * 0.01 / 0.1125, 5 + 5 * 0.05 / 0.1125
+
+
+def test_a_rest_on_the_low_knee_resyncs_a_count_that_lost_its_way(bench_factory: Any) -> None:
+    bench = rest_bench(bench_factory, soc=30.0)
+    bench.cells(KNEE_V)
+    bench.run(bench["par.soc_rest_s"] - 120)
+    assert bench["bat.soc"] == pytest.approx(29.9, abs=0.05)  # not rested long enough yet
+    bench.run(120)
+    assert bench["bat.soc"] == pytest.approx(KNEE_SOC, abs=0.01)  # 30 +- 0.1 and 5.4..7.2 exclude each other
+    assert bench["soc.uncertainty"] == pytest.approx((KNEE_HIGH - KNEE_LOW) / 2, abs=0.01)
+    assert bench["soc.charge_ah"] == pytest.approx(3.2 * KNEE_SOC, abs=0.01)  # persisted at once
+    bench.run(4 * 3600)
+    assert bench["bat.soc"] == pytest.approx(KNEE_SOC, abs=0.01)  # read once per rest
+
+
+def test_a_rest_reading_moves_a_consistent_count_only_into_its_interval(bench_factory: Any) -> None:
+    bench = rest_bench(bench_factory, soc=8.1, uncertainty=3.0)  # 8.0 % +- 3 after the discharge
+    bench.cells(KNEE_V)
+    bench.run(bench["par.soc_rest_s"])
+    assert bench["bat.soc"] == pytest.approx(KNEE_HIGH, abs=0.01)  # the edge nearest to the count
+    assert bench["soc.uncertainty"] == pytest.approx(KNEE_HIGH - KNEE_LOW, abs=0.01)  # the overlap, < 3
+
+
+def test_a_cold_rest_reaches_higher_and_a_winter_one_tells_nothing(bench_factory: Any) -> None:
+    bench = rest_bench(bench_factory, soc=30.0)
+    bench.set(bms1__temp_1=21.0)  # the coldest sensor, 4 K below the curve's 25 degC: 2 points higher
+    bench.cells(KNEE_V)
+    bench.run(bench["par.soc_rest_s"])
+    assert bench["bat.soc"] == pytest.approx((KNEE_LOW + KNEE_HIGH + 2.0) / 2, abs=0.01)
+    winter = rest_bench(bench_factory, soc=30.0)
+    winter.set(bms1__temp_1=7.0)  # 9 points of allowance: too wide to use
+    winter.cells(KNEE_V)
+    winter.run(winter["par.soc_rest_s"])
+    assert winter["bat.soc"] == pytest.approx(29.9, abs=0.05)
+
+
+def test_a_rest_on_the_plateau_tells_nothing(bench_factory: Any) -> None:
+    bench = rest_bench(bench_factory, soc=30.0)
+    bench.cells(3.29)  # 20 mV is 10-30 points here
+    bench.run(3 * bench["par.soc_rest_s"])
+    assert bench["bat.soc"] == pytest.approx(29.9, abs=0.05)
+
+
+def test_a_rest_after_a_charge_reads_the_charge_branch_of_the_high_knee(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=288.0, period=60.0)  # 90 % counted
+    bench.set(shunt__current=20.0, bms1__current=20.0, shunt__soc=90.0, bms1__temp_1=25.0, bms1__temp_2=25.0)
+    bench.run(60)
+    bench.set(shunt__current=1.0, bms1__current=1.0)  # the CV tail at the summer voltage: below 0.01C
+    bench.cells(3.40)  # 3.39 V on the middle curve: 97 + 3 x 0.04 / 0.1 = 98.2 %
+    bench.run(bench["par.soc_rest_s"] + 60)
+    assert bench["bat.soc"] == pytest.approx(98.2, abs=0.05)
+
+
+def test_a_rest_while_a_bms_is_silent_waits_for_the_next(bench_factory: Any) -> None:
+    bench = rest_bench(bench_factory, soc=30.0)
+    bench.cells(KNEE_V)
+    bench.bad("bms1.cell_3")
+    bench.run(bench["par.soc_rest_s"] + 600)
+    assert bench["bat.soc"] == pytest.approx(29.9, abs=0.05)
+
+
+def test_a_shunt_soc_apart_from_ours_raises_its_alarm_and_the_reserve(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, period=60.0)  # 50 %
+    bench.set(shunt__soc=35.0)  # 15 points lower: we may read high
+    bench.run(bench["par.soc_shunt_mismatch_s"] - 120)
+    assert not bench["alarm.soc_shunt_mismatch"] and bench["soc.uncertainty"] < 0.1
+    bench.run(180)
+    assert bench["alarm.soc_shunt_mismatch"]
+    assert bench["soc.uncertainty"] == pytest.approx(15.0, abs=0.01)  # the reserve assumes the shunt's SoC
+    bench.bad("shunt.soc")  # no reading, no check: the alarm holds
+    bench.run(2 * bench["par.soc_shunt_mismatch_s"])
+    assert bench["alarm.soc_shunt_mismatch"]
+    bench.set(shunt__soc=49.0)  # agreeing again, for as long, clears it
+    bench.run(bench["par.soc_shunt_mismatch_s"] + 60)
+    assert not bench["alarm.soc_shunt_mismatch"]
+
+
+def test_a_shunt_soc_above_ours_alarms_without_raising_the_reserve(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, period=60.0)
+    bench.set(shunt__soc=70.0)
+    bench.run(bench["par.soc_shunt_mismatch_s"] + 60)
+    assert bench["alarm.soc_shunt_mismatch"] and bench["soc.uncertainty"] < 0.1
+
+
+def test_a_rest_with_no_current_seen_since_the_start_reads_either_branch(bench_factory: Any) -> None:
+    bench = soc_bench(bench_factory, soc_ah=96.0, period=60.0)  # 30 %, and no current since the start
+    bench.set(shunt__soc=30.0, bms1__temp_1=25.0, bms1__temp_2=25.0)
+    bench.cells(KNEE_V)  # 3.12 V +- (20 + 10) mV: 5 x 0.59 / 0.6 = 4.92 % .. 7.22 %
+    bench.run(bench["par.soc_rest_s"])
+    low = 5 * 0.59 / 0.6
+    assert bench["bat.soc"] == pytest.approx((low + KNEE_HIGH) / 2, abs=0.01)
+    assert bench["soc.uncertainty"] == pytest.approx((KNEE_HIGH - low) / 2, abs=0.01)
