@@ -170,14 +170,16 @@ class SyncPoller:
         self.config = device.config
         self.read = read
         self.write = write
-        self._blocks = [(block, device.decoder(block)) for block in device.plan]
+        # per block: the read's arguments and the block's decoder, unpacked once (a poll runs every scan)
+        self._requests = [(block.unit, block.table, block.address, block.count, device.decoder(block).shared)
+                          for block in device.plan]
 
     def poll(self) -> dict[str, Any]:
         """Read and decode every block; an exception raised by ``read`` propagates."""
         out: dict[str, Any] = {}
         read = self.read
-        for block, decoder in self._blocks:
-            out.update(decoder.shared(read(block.unit, block.table, block.address, block.count)))
+        for unit, table, address, count, decode in self._requests:
+            out.update(decode(read(unit, table, address, count)))
         return out
 
     def commit(self, outputs: Mapping[str, Any]) -> None:

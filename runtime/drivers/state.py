@@ -71,7 +71,11 @@ class DeviceAges:
     def update(self, values: MutableMapping[str, Any], wall: float) -> None:
         for age, last in self.pairs:
             good = values[last]
-            values[age] = max(0.0, wall - good) if good > 0 else -1.0
+            if good > 0:
+                since = wall - good
+                values[age] = since if since > 0.0 else 0.0
+            else:
+                values[age] = -1.0
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,17 @@ class Plausibility:
     def filter(self, db: TagDB, read: Mapping[str, Any], tags: tuple[str, ...], stamp: float) -> Mapping[str, Any]:
         """``read`` without its implausible readings of ``tags`` (the checked tags of one group)."""
         refused: dict[str, str] = {}
+        last = self._last
         for tag in tags:
             if tag in read:
-                why = self._judge(tag, read[tag], stamp)
+                value = read[tag]
+                seen = last.get(tag)
+                if seen is not None and seen[0] == value:
+                    # The last plausible reading again (most polls): inside its range and not moving, so
+                    # plausible without judging; only its stamp moves on, as _judge would move it.
+                    last[tag] = (seen[0], stamp)
+                    continue
+                why = self._judge(tag, value, stamp)
                 if why:
                     refused[tag] = why
         if not refused:
@@ -208,7 +220,11 @@ class OutputDevicesWatch:
         self.health = tuple((device_tag(d, "reachable"), device_tag(d, "errors")) for d in devices)
 
     def update(self, values: MutableMapping[str, Any]) -> None:
-        down = any(not values[reachable] and values[errors] for reachable, errors in self.health)
+        down = False
+        for reachable, errors in self.health:  # a loop, not any(generator): this runs every latch
+            if not values[reachable] and values[errors]:
+                down = True
+                break
         if values[OUTPUT_DEVICE_DOWN] != down:
             values[OUTPUT_DEVICE_DOWN] = down
 

@@ -259,15 +259,18 @@ class VEDirectDevice:
     def decode(self, frame: Frame) -> dict[str, Any]:
         """{tag: value} for every mapped field in the frame whose text is a valid value."""
         out: dict[str, Any] = {}
-        conversions, last = self._conversions, self._last
+        conversions = self._conversions
         for label, text in frame.fields.items():
-            if label not in conversions:
-                continue
-            seen = last.get(label)
-            if seen is None or seen[0] != text:  # the same text converts to the same values
-                seen = last[label] = (text, self._convert(label, text))
-            out.update(seen[1])
+            if label in conversions:
+                out.update(self.field_values(label, text))
         return out
+
+    def field_values(self, label: str, text: str) -> list[tuple[str, Any]]:
+        """(tag, value) of the points of one mapped field's text; those whose text is no valid value left out."""
+        seen = self._last.get(label)
+        if seen is None or seen[0] != text:  # the same text converts to the same values
+            seen = self._last[label] = (text, self._convert(label, text))
+        return seen[1]
 
     def _convert(self, label: str, text: str) -> list[tuple[str, Any]]:
         values = []
@@ -423,16 +426,23 @@ class FramePoller:
         self.wire = wire
         self.mapped = frozenset(self.device.by_field)
         self.history = any(label.startswith("H") for label in self.mapped)
+        # label -> (the field's last value, its (tag, value) pairs): most fields send what they sent a second
+        # ago, and the same value (of the same type: True is not 1) is the same text
+        self._seen: dict[str, tuple[Any, list[tuple[str, Any]]]] = {}
 
     def poll(self) -> dict[str, Any]:
         frames = self.frames
         if frames.fault is None and not self.wire:
             # the decoder ignores labels it has no point for, so only the mapped ones are spelled out
-            mapped = self.mapped
+            mapped, seen, device = self.mapped, self._seen, self.device
             values: dict[str, Any] = {}
             for block in frames.fields(history=self.history):
-                values.update(self.device.decode(Frame({label: field_text(value) for label, value in block.items()
-                                                        if label in mapped})))
+                for label, value in block.items():
+                    if label in mapped:
+                        last = seen.get(label)
+                        if last is None or last[0] != value or last[0].__class__ is not value.__class__:
+                            last = seen[label] = (value, device.field_values(label, field_text(value)))
+                        values.update(last[1])
             return values
         return self._from_wire(frames.frame())
 

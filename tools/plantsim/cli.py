@@ -69,6 +69,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if args.trace:
         # a stopped run leaves the trace up to its last sample; rows stay in memory only for the plot
         simulation.trace.stream_to(args.trace, keep=bool(args.plot))
+    elif not args.plot:
+        simulation.trace.keep = False  # nobody reads the rows: a year's run keeps flat memory and samples nothing
     signals = _stop_on_signals(simulation)
     try:
         summary = simulation.run(progress=progress)

@@ -22,7 +22,8 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from operator import attrgetter
+from functools import partial
+from operator import attrgetter, getitem
 from typing import Any
 
 from runtime.config.errors import ConfigError, ConfigErrors
@@ -53,34 +54,63 @@ def bms_alarms(bms: Any) -> int:
 
 
 MAX_PACKS = 8
+Reading = Callable[[], Any]  # a measure bound to one plant's objects: the bank's encoding loop calls it bare
 
 
-def _unit(number: int) -> dict[str, Callable[[Plant], Any]]:
-    """What BMS ``bms<number>`` measures: its own pack (packs[number - 1]); 0 where the plant has fewer."""
+def _zero() -> float:
+    return 0.0
+
+
+class PackMeasure:
+    """What BMS ``bms<n>`` measures on its own pack (``packs[n - 1]``); 0 where the plant has fewer packs
+    (or the pack fewer cells). ``pack_reading(pack)`` binds the quantity to a pack's own objects (the pack and
+    its cell and sensor lists live, updated in place, as long as the plant), None where the pack lacks it."""
+
+    __slots__ = ("index", "pack_reading")
+
+    def __init__(self, index: int, pack_reading: Callable[[Any], Reading | None]) -> None:
+        self.index = index
+        self.pack_reading = pack_reading
+
+    def bind(self, plant: Plant) -> Reading:
+        """The reading as a call without arguments (no plant walk per call: a C-level getter where it can be)."""
+        packs = plant.packs
+        reading = self.pack_reading(packs[self.index]) if self.index < len(packs) else None
+        return reading if reading is not None else _zero
+
+    def __call__(self, plant: Plant) -> Any:
+        return self.bind(plant)()
+
+
+def _item(name: str, k: int) -> Callable[[Any], Reading | None]:
+    """The k-th entry of a list attribute of the pack (cell voltages, temperature sensors)."""
+    def reading(pack: Any) -> Reading | None:
+        values = getattr(pack, name)
+        return partial(getitem, values, k) if k < len(values) else None
+    return reading
+
+
+def _attribute(path: str) -> Callable[[Any], Reading]:
+    return lambda pack: partial(attrgetter(path), pack)
+
+
+def _unit(number: int) -> dict[str, PackMeasure]:
+    """What BMS ``bms<number>`` measures: its own pack (packs[number - 1])."""
     index = number - 1
-
-    def of(measure: Callable[[Any], Any]) -> Callable[[Plant], Any]:
-        def read(plant: Plant) -> Any:
-            packs = plant.packs
-            return measure(packs[index]) if index < len(packs) else 0.0
-        return read
-
-    def cell(k: int) -> Callable[[Plant], Any]:
-        return of(lambda pack: pack.cell_voltages[k] if k < len(pack.cell_voltages) else 0.0)
-
     prefix = f"bms{number}"
-    return {
-        **{f"{prefix}.cell_{k + 1}": cell(k) for k in range(32)},
-        f"{prefix}.voltage": of(attrgetter("voltage")),
-        f"{prefix}.current": of(attrgetter("current")),
-        f"{prefix}.soc": of(attrgetter("bms.soc_pct")),
-        f"{prefix}.temp_1": of(lambda pack: pack.temperatures[0]),
-        f"{prefix}.temp_2": of(lambda pack: pack.temperatures[1]),
-        f"{prefix}.capacity_ah": of(attrgetter("capacity_ah")),
-        f"{prefix}.charge_allowed": of(attrgetter("bms.charge_allowed")),
-        f"{prefix}.discharge_allowed": of(attrgetter("bms.discharge_allowed")),
-        f"{prefix}.alarms": of(lambda pack: bms_alarms(pack.bms)),
+    measures = {
+        **{f"cell_{k + 1}": _item("cell_voltages", k) for k in range(32)},
+        "voltage": _attribute("voltage"),
+        "current": _attribute("current"),
+        "soc": _attribute("bms.soc_pct"),
+        "temp_1": _item("temperatures", 0),
+        "temp_2": _item("temperatures", 1),
+        "capacity_ah": _attribute("capacity_ah"),
+        "charge_allowed": _attribute("bms.charge_allowed"),
+        "discharge_allowed": _attribute("bms.discharge_allowed"),
+        "alarms": lambda pack: partial(bms_alarms, pack.bms),
     }
+    return {f"{prefix}.{name}": PackMeasure(index, reading) for name, reading in measures.items()}
 
 
 # input tag -> what the device measures in the plant, in the tag's unit
@@ -94,6 +124,11 @@ MEASURED: dict[str, Callable[[Plant], Any]] = {
     "charger.current": attrgetter("charger.current"),
     "inverter.power": attrgetter("inverter.ac_power"),
 }
+
+
+def bind(measure: Callable[[Plant], Any], plant: Plant) -> Reading:
+    """A MEASURED entry as a call without arguments on ``plant``."""
+    return measure.bind(plant) if isinstance(measure, PackMeasure) else partial(measure, plant)
 
 
 def _set(obj: Callable[[Plant], Any], attr: str, kind: type) -> Callable[[Plant, Any], None]:
@@ -166,12 +201,12 @@ class Table:
         return [self.get(a) for a in range(address, address + count)]
 
 
-# An integer point, for the bank's encoding loop: (measure, cells, index of the (high) word, index of the low
+# An integer point, for the bank's encoding loop: (reading, cells, index of the (high) word, index of the low
 # word or None for a 16-bit point, offset, 1 / scale, lowest and highest raw value of its type).
-IntegerPoint = tuple[Callable[[Plant], Any], list[Any], int, "int | None", float, float, int, int]
+IntegerPoint = tuple[Reading, list[Any], int, "int | None", float, float, int, int]
 
 
-def _integer_point(point: InputPoint, table: Table, measure: Callable[[Plant], Any] | None) -> IntegerPoint | None:
+def _integer_point(point: InputPoint, table: Table, measure: Reading | None) -> IntegerPoint | None:
     """An (u)int16/(u)int32 input with a plant measure, as the encoding loop of ``RegisterBank`` takes it."""
     if measure is None or point.table in BIT_TABLES or point.type not in RANGE:
         return None
@@ -182,11 +217,11 @@ def _integer_point(point: InputPoint, table: Table, measure: Callable[[Plant], A
             lo, hi)
 
 
-def _encode_integers(plant: Plant, points: list[IntegerPoint]) -> None:
+def _encode_integers(points: list[IntegerPoint]) -> None:
     """Integer points written the way a device's firmware does: rounded half away from zero and clamped to
     the type (a reading saturates instead of wrapping); one loop, as most of a BMS's registers are these."""
     for measure, cells, first, second, offset, inverse_scale, lo, hi in points:
-        raw = (measure(plant) - offset) * inverse_scale
+        raw = (measure() - offset) * inverse_scale
         n = int(raw + 0.5) if raw >= 0 else -int(0.5 - raw)
         n = lo if n < lo else (hi if n > hi else n)
         if second is None:
@@ -197,7 +232,7 @@ def _encode_integers(plant: Plant, points: list[IntegerPoint]) -> None:
             cells[second] = n & 0xFFFF
 
 
-def _encoder(point: InputPoint, plant: Plant, table: Table, measure: Callable[[Plant], Any] | None) -> Encoder:
+def _encoder(point: InputPoint, table: Table, measure: Reading | None) -> Encoder:
     """A function that writes the present plant value of a bit or float point into the bank's registers.
 
     This is the device's side of the wire, written independently of the drivers' decoder (the tests prove
@@ -208,14 +243,14 @@ def _encoder(point: InputPoint, plant: Plant, table: Table, measure: Callable[[P
     cells, index = table.cells, point.address - table.first  # the bank's span covers every point
     if point.table in BIT_TABLES:
         def put_bit() -> None:
-            cells[index] = bool(measure(plant))
+            cells[index] = bool(measure())
         return put_bit
     if point.type == "bit":
         mask = 1 << (point.bit or 0)
 
         def put_flag() -> None:
             word = cells[index]
-            cells[index] = (word | mask) if measure(plant) else (word & ~mask)
+            cells[index] = (word | mask) if measure() else (word & ~mask)
         return put_flag
     first, second = (index, index + 1) if point.word_order == "big" else (index + 1, index)
     pack = struct.Struct(">f").pack
@@ -223,7 +258,7 @@ def _encoder(point: InputPoint, plant: Plant, table: Table, measure: Callable[[P
     scale, offset = point.scale, point.offset
 
     def put_float() -> None:
-        cells[first], cells[second] = unpack(pack((measure(plant) - offset) / scale))
+        cells[first], cells[second] = unpack(pack((measure() - offset) / scale))
     return put_float
 
 
@@ -268,19 +303,23 @@ class RegisterBank:
         self._stamp: float | None = None
         self.refresh()
 
-    def _measure(self, point: InputPoint) -> Callable[[Plant], Any] | None:
+    def _measure(self, point: InputPoint) -> Reading | None:
         """What the device reports for a point: the plant's quantity, through its sensor fault if it has one."""
         measure = MEASURED.get(point.tag)
+        if measure is None:
+            return None
+        reading = bind(measure, self.plant)
         fault = self.sensor_faults.get(point.tag)
-        if measure is None or fault is None:
-            return measure
+        if fault is None:
+            return reading
         fault.scale, fault.offset = point.scale, point.offset
-        return lambda plant: fault.apply(measure(plant), plant.time_s)
+        plant = self.plant
+        return lambda: fault.apply(reading(), plant.time_s)
 
     def _build_encoders(self) -> None:
         integers = [(_integer_point(p, self.tables[p.table], self._measure(p)), p) for p in self.config.inputs]
         self._integers = [integer for integer, _ in integers if integer is not None]
-        self._encoders = [_encoder(p, self.plant, self.tables[p.table], self._measure(p))
+        self._encoders = [_encoder(p, self.tables[p.table], self._measure(p))
                           for integer, p in integers if integer is None]
 
     def set_sensor_fault(self, tag: str, fault: SensorFault | None) -> None:
@@ -311,7 +350,7 @@ class RegisterBank:
         if stamp == self._stamp:
             return
         self._stamp = stamp
-        _encode_integers(self.plant, self._integers)
+        _encode_integers(self._integers)
         for encode in self._encoders:
             encode()
 
@@ -343,7 +382,8 @@ class RegisterBank:
         """The present registers or bits, fault or not (the wire server applies faults itself)."""
         self.reads += 1
         with self.lock:
-            self.refresh()
+            if self.plant.time_s != self._stamp:  # refresh()'s own test, here to save the call on repeat reads
+                self.refresh()
             return self.tables[table].read(address, count)
 
     def store(self, table: str, address: int, values: Sequence[Any]) -> None:

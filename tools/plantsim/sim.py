@@ -179,6 +179,11 @@ class Trace:
         self._out.write(",".join(self.columns) + "\n")
         self._out.writelines(map(_csv_line, self.rows))
 
+    @property
+    def wanted(self) -> bool:
+        """Rows go somewhere: kept in memory or streamed to a file."""
+        return self.keep or self._out is not None
+
     def append(self, row: list[Any]) -> None:
         if self.keep:
             self.rows.append(row)
@@ -196,7 +201,24 @@ class Trace:
 
 
 def _csv_line(row: list[Any]) -> str:
-    return ",".join("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row) + "\n"
+    """One CSV line: floats with 6 significant digits, None empty, anything else as str()."""
+    kinds = tuple(map(type, row))
+    line = _LINE_FORMATS.get(kinds)
+    if line is None:
+        if len(_LINE_FORMATS) > 1024:  # rows whose types keep changing: the cache stays bounded
+            _LINE_FORMATS.clear()
+        line = _LINE_FORMATS[kinds] = ",".join(map(_field_format, kinds)) + "\n"
+    return line % tuple(row)
+
+
+def _field_format(kind: type) -> str:
+    # '%.6g' is f"{v:.6g}" (the same float formatting); '%.0s' prints None as nothing
+    return "%.0s" if kind is type(None) else ("%.6g" if issubclass(kind, float) else "%s")
+
+
+# A row's line format by the types of its values: a trace's rows keep their types, so this holds a few formats
+# and a row is formatted by one C-level '%', not a generator over its hundred-odd values.
+_LINE_FORMATS: dict[tuple[type, ...], str] = {}
 
 
 class Progress:
@@ -301,6 +323,7 @@ class Simulation:
         period = self.period
         total = max(1, int(math.floor(self.duration / period + 1e-9)))
         trace_every = max(1, int(round(self.trace_every / period)))
+        sampled = self.trace.wanted  # no row is built for a trace that goes nowhere
         events = list(self.events)
         ends: list[tuple[float, FaultData]] = []  # (time, fault) of faults to clear
         bar = Progress(self.duration) if progress else None
@@ -329,7 +352,7 @@ class Simulation:
                 watch.observe(values, t)
                 if checks.due(t):
                     checks.evaluate(t, values)
-                if k % trace_every == 0:
+                if sampled and k % trace_every == 0:
                     self._sample(t)
                 if self.why_at is not None and t >= self.why_at and self.why is None:
                     self._keep_why()

@@ -120,6 +120,17 @@ def test_max_rate_is_judged_over_at_least_one_poll_and_a_real_jump_is_believed_o
     assert (db.values["cell"], db.quality["cell"]) == (4.05, Quality.GOOD)
 
 
+def test_a_repeated_reading_stays_plausible_and_moves_the_stamp_max_rate_is_judged_from() -> None:
+    db = db_with("cell")
+    group, checks = checked_group(db, {"cell": Plausible(0.0, 5.0, max_rate=0.2)})
+    group.latch(db, {"cell": 3.30}, 1.0)
+    group.latch(db, {"cell": 3.30}, 10.0)  # the same reading again: plausible without a new judgement
+    assert db.quality["cell"] is Quality.GOOD
+    group.latch(db, {"cell": 3.80}, 11.0)  # +0.5 V in 1 s since the repeat (not 10 s since the first): refused
+    assert (db.values["cell"], db.quality["cell"]) == (3.30, Quality.BAD)
+    assert checks.refused == 1
+
+
 def test_implausible_readings_log_one_line_a_minute_with_a_count(caplog: pytest.LogCaptureFixture) -> None:
     db = db_with("cell")
     group, _ = checked_group(db, {"cell": Plausible(0.0, 5.0)})

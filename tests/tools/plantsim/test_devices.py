@@ -196,6 +196,23 @@ def test_shunt_values_are_the_same_with_and_without_the_byte_parser(site: tuple[
     assert direct["shunt.voltage"] == pytest.approx(plants[0].pack_voltage, abs=0.001)
 
 
+def test_shunt_values_follow_the_plant_poll_after_poll_with_and_without_the_byte_parser(
+        site: tuple[list[DeviceConfig], TagDB]) -> None:
+    config = shunt_config(site)
+    plants = [busy_plant(), busy_plant()]
+    direct, wire = (FramePoller(config, site[1].defs, ShuntFrames(plant), wire=on_wire)
+                    for plant, on_wire in zip(plants, (False, True), strict=True))
+    currents = []
+    for power_sp in (800.0, 800.0, 0.0, 0.0, 400.0):  # fields that repeat and fields that change, poll by poll
+        for plant in plants:
+            plant.inverter.power_sp = power_sp
+            plant.step(1.0, 300.0, 1200.0, -6.0)
+        values = direct.poll()
+        assert values == wire.poll()
+        currents.append(values["shunt.current"])
+    assert len(set(currents)) > 2
+
+
 # ---- faults -----------------------------------------------------------------------------------------------
 
 def latch_once(site: tuple[list[DeviceConfig], TagDB], served: PlantDevices, port: InlinePort, now: float) -> TagDB:

@@ -98,6 +98,9 @@ GRID_N = 1000
 MID_GRID: list[float] = [interp(i / GRID_N, OCV_MID) for i in range(GRID_N + 1)]
 HALF_GRID: list[float] = [interp(i / GRID_N, HALF_HYSTERESIS) for i in range(GRID_N + 1)]
 R_SOC_GRID: list[float] = [interp(i / 100, R_SOC) for i in range(101)]
+# The rise from each grid point to the next, subtracted once here instead of in every lookup (same floats).
+MID_RISE: list[float] = [MID_GRID[i + 1] - MID_GRID[i] for i in range(GRID_N)]
+HALF_RISE: list[float] = [HALF_GRID[i + 1] - HALF_GRID[i] for i in range(GRID_N)]
 
 
 def ocv(soc: float, hysteresis: float = 0.0) -> float:
@@ -108,8 +111,8 @@ def ocv(soc: float, hysteresis: float = 0.0) -> float:
     if i >= GRID_N:
         return MID_GRID[GRID_N] + hysteresis * HALF_GRID[GRID_N]
     f = x - i
-    mid = MID_GRID[i] + (MID_GRID[i + 1] - MID_GRID[i]) * f
-    half = HALF_GRID[i] + (HALF_GRID[i + 1] - HALF_GRID[i]) * f
+    mid = MID_GRID[i] + MID_RISE[i] * f
+    half = HALF_GRID[i] + HALF_RISE[i] * f
     return mid + hysteresis * half
 
 

@@ -15,8 +15,10 @@ from tools.plantsim.plant.bms import Bms
 from tools.plantsim.plant.cells import (
     GRID_N,
     HALF_GRID,
+    HALF_RISE,
     HYSTERESIS_SOC,
     MID_GRID,
+    MID_RISE,
     Cell,
     capacity_factor,
     ocv_slope,
@@ -124,7 +126,7 @@ class Pack:
         """End-of-step SoCs (not committed) and terminal voltages for a trial current; ``r_factor`` is the
         step's resistance per nominal ohm (temperature x SoC)."""
         a, b, h = self._cap_a, self._cap_b, self.hysteresis
-        mid, half, gn = MID_GRID, HALF_GRID, GRID_N
+        mid, half, mid_rise, half_rise, gn = MID_GRID, HALF_GRID, MID_RISE, HALF_RISE, GRID_N
         vmax, vmin = -1.0, 1e9
         imax = imin = 0
         vsum = msum = hsum = 0.0
@@ -142,8 +144,8 @@ class Pack:
                 m, hh = mid[gn], half[gn]
             else:
                 f = x - i
-                m = mid[i] + (mid[i + 1] - mid[i]) * f
-                hh = half[i] + (half[i + 1] - half[i]) * f
+                m = mid[i] + mid_rise[i] * f
+                hh = half[i] + half_rise[i] * f
             msum += m
             hsum += hh
             v = m + h * hh + current_a * ohm * r_factor
@@ -165,9 +167,9 @@ class Pack:
         cells = self.cells
         nxt = self._soc_next
         soc_sum = 0.0
-        for k, c in enumerate(cells):
-            c.soc = nxt[k]
-            soc_sum += nxt[k]
+        for c, soc in zip(cells, nxt, strict=True):
+            c.soc = soc
+            soc_sum += soc
         n = len(cells)
         bal = self.balancer_a
         if (bal > 0.0 and n > 1 and self.cell_v_max >= self.balance_start_v

@@ -66,7 +66,10 @@ class Shunt:
         self.soc = s
         self.consumed_ah = -(1.0 - s) * self.capacity_ah
         shown = s if self.soc_fault is None else self.soc_fault.apply(s * 1000.0, self._t) / 1000.0
-        self.soc_permille = int(min(1000.0, max(0.0, shown * 1000.0)) + 0.5)
+        permille = shown * 1000.0
+        # min(1000, max(0, permille)) without the two calls (NaN reads 0 as it does there)
+        permille = permille if permille > 0.0 else 0.0
+        self.soc_permille = int((permille if permille < 1000.0 else 1000.0) + 0.5)
         if current < -0.1:
             self.time_to_go_min = s * self.capacity_ah / -current * 60.0
         else:
