@@ -40,9 +40,10 @@ GO_SAFE = "go_safe"  # the Machine trigger from any step to the safe step
 
 Value = Callable[[], Any]
 
-# The last scan's ctx.now and its now_h and weekday: every chart of a scan asks for the same (held, so the
-# identity test cannot meet a new datetime at a freed one's address).
-_WALL: list[Any] = [None, 0.0, 0]
+# (ctx.now, now_h, weekday) of the last scan: every chart of a scan asks for the same. The datetime is held, so
+# the identity test cannot meet a new one at a freed one's address; one tuple, swapped whole, so a chart in
+# another thread's scan reads a consistent triple.
+_WALL: list[tuple[Any, float, int]] = [(None, 0.0, 0)]
 
 
 @dataclass(eq=False, slots=True)
@@ -180,9 +181,11 @@ class Chart(Program):
     def _set_clock(self, ctx: ScanContext) -> None:
         namespace, now = self._namespace, ctx.now
         namespace["dt"] = ctx.dt
-        if now is not _WALL[0]:  # the first chart of this scan to ask
-            _WALL[:] = now, now.hour + now.minute / 60 + (now.second + now.microsecond / 1e6) / 3600, now.weekday()
-        namespace["now_h"], namespace["weekday"] = _WALL[1], _WALL[2]
+        wall = _WALL[0]
+        if wall[0] is not now:  # the first chart of this scan to ask
+            wall = _WALL[0] = (now, now.hour + now.minute / 60 + (now.second + now.microsecond / 1e6) / 3600,
+                               now.weekday())
+        namespace["now_h"], namespace["weekday"] = wall[1], wall[2]
 
     # ---- Machine callbacks ----------------------------------------------------------------------------------
 
