@@ -101,10 +101,11 @@ class Aggregate(FunctionBlock):
             ("par.soc_mismatch_a", "par.soc_mismatch_s"))
 
     def scan(self, ctx: ScanContext) -> None:
+        write = ctx.write
         online = [u for u in self.units if self._answers(ctx, u)]
-        ctx.write("bms.count", len(self.units))
-        ctx.write("bms.online", len(online))
-        ctx.write("alarm.bms_missing", len(online) < len(self.units))
+        write("bms.count", len(self.units))
+        write("bms.online", len(online))
+        write("alarm.bms_missing", len(online) < len(self.units))
         values = ctx.values
         for flag, tag in FLAGS:  # all must allow, and some BMS must be there
             allowed = bool(online)
@@ -113,7 +114,7 @@ class Aggregate(FunctionBlock):
                 if flag_tag is not None and not values[flag_tag]:
                     allowed = False
                     break
-            ctx.write(tag, allowed)
+            write(tag, allowed)
 
         cells = [v for u in online for v in u.cell_tags.current(ctx)]
         temps = [v for u in online for v in u.temp_tags.current(ctx)]
@@ -130,7 +131,7 @@ class Aggregate(FunctionBlock):
                            else None)
         soc = self._soc(ctx, online)
         if soc is not None:
-            ctx.write("bms.soc", soc)
+            write("bms.soc", soc)
 
     @staticmethod
     def _answers(ctx: ScanContext, unit: BmsUnit) -> bool:

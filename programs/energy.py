@@ -46,6 +46,8 @@ FLOWS: dict[str, tuple[tuple[str, ...], Callable[..., float]]] = {
 TOTAL, TODAY = "energy.{}_total", "energy.{}_today"
 SOURCES = tuple(sorted({tag for needs, _ in FLOWS.values() for tag in needs}))
 EXPORT_ALARM, EXPORT_MAX = "alarm.battery_export", "par.export_day_max_wh"  # on battery_export_today
+# each flow with its tags' names, built once (the scan writes them all)
+PLAN = tuple((flow, needs, power, TOTAL.format(flow), TODAY.format(flow)) for flow, (needs, power) in FLOWS.items())
 
 
 class Energy(FunctionBlock):
@@ -78,13 +80,13 @@ class Energy(FunctionBlock):
             today_share = min(1.0, since_midnight / ctx.dt) if ctx.dt > 0 else 1.0
         readings = {tag: ctx.staged(tag) for tag in SOURCES if ctx.ok(tag) and math.isfinite(ctx.staged(tag))}
         hours = ctx.dt / 3600.0 if ctx.dt > 0 else 0.0
-        for flow, (needs, power) in FLOWS.items():
-            if hours and all(tag in readings for tag in needs):
-                watts = power(*(readings[tag] for tag in needs))
+        for flow, needs, power, total_tag, today_tag in PLAN:
+            if hours and all(map(readings.__contains__, needs)):
+                watts = power(*map(readings.__getitem__, needs))
                 if watts > 0:
                     kwh = watts * hours / 1000.0
                     self.total[flow] += kwh
                     self.today[flow] += kwh * today_share
-            ctx.write(TOTAL.format(flow), self.total[flow])
-            ctx.write(TODAY.format(flow), self.today[flow])
+            ctx.write(total_tag, self.total[flow])
+            ctx.write(today_tag, self.today[flow])
         ctx.write(EXPORT_ALARM, self.today["battery_export"] * 1000.0 > ctx.staged(EXPORT_MAX))

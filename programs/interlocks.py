@@ -90,6 +90,7 @@ class Interlocks(FunctionBlock):
         self.switches = {name: MinOnOff() for name in ("charger", "inverter", "heater", "fan")}
 
     def scan(self, ctx: ScanContext) -> None:
+        staged, write = ctx.staged, ctx.write
         battery_ok = usable(ctx, BATTERY)
         grid_ok = usable(ctx, GRID)
         was = dict(self.active)
@@ -99,111 +100,116 @@ class Interlocks(FunctionBlock):
             was["input_bad"] = True
         if battery_ok:
             self._battery_latches(ctx)
-        want_charge = bool(ctx.staged("charger.enable"))
-        want_discharge = bool(ctx.staged("inverter.enable"))
+        want_charge = bool(staged("charger.enable"))
+        want_discharge = bool(staged("inverter.enable"))
         # Charge is wanted when a chart asks for a voltage above the battery's: a keep-alive setpoint below
         # it would push no current, and must not run the heater all winter.
-        wants_energy = want_charge and battery_ok and finite(ctx.staged("charger.voltage_sp")) > ctx.staged(
+        wants_energy = want_charge and battery_ok and finite(staged("charger.voltage_sp")) > staged(
             "bat.voltage")
         self._export_latch(ctx, want_discharge, grid_ok)
 
-        mode = ctx.staged("cmd.mode")
+        mode = staged("cmd.mode")
         active = self.active
         charge_ok = (battery_ok and not active["cell_high"] and not active["temp_charge"]
-                     and ctx.staged("bms.charge_allowed") and ctx.staged("limits.ccl") > 0 and mode != OFF)
+                     and staged("bms.charge_allowed") and staged("limits.ccl") > 0 and mode != OFF)
         discharge_ok = (battery_ok and grid_ok and not active["cell_low"] and not active["temp_discharge"]
-                        and not active["export"] and ctx.staged("bms.discharge_allowed")
-                        and ctx.staged("limits.dcl") > 0 and mode not in (OFF, HOLD, FORCE_CHARGE))
+                        and not active["export"] and staged("bms.discharge_allowed")
+                        and staged("limits.dcl") > 0 and mode not in (OFF, HOLD, FORCE_CHARGE))
         discharging = self._inverter(ctx, want_discharge, not discharge_ok)
         self._charger(ctx, want_charge, not charge_ok or discharging)
-        ctx.write("interlock.charge_blocked", not charge_ok)
-        ctx.write("interlock.discharge_blocked", not discharge_ok)
+        write("interlock.charge_blocked", not charge_ok)
+        write("interlock.discharge_blocked", not discharge_ok)
         self._climate(ctx, battery_ok, wants_energy)
 
         if active != was:  # something tripped or released in this scan
             trips = sum(1 for cause in CAUSES if active[cause] and not was[cause])
             if trips:
-                ctx.write("interlock.trips", ctx.staged("interlock.trips") + trips)
-        ctx.write("alarm.input_bad", active["input_bad"])
-        ctx.write("alarm.cell_high", active["cell_high"])
-        ctx.write("alarm.cell_low", active["cell_low"])
+                write("interlock.trips", staged("interlock.trips") + trips)
+        write("alarm.input_bad", active["input_bad"])
+        write("alarm.cell_high", active["cell_high"])
+        write("alarm.cell_low", active["cell_low"])
         # A cold pack is normal on a winter night (no charge, the heater runs when one is wanted): a state, not
         # an alarm, so the operator is not called every night (issue 14, EEMUA 191).
-        too_cold = active["temp_charge"] and battery_ok and ctx.staged("bat.temp_max") <= ctx.staged(
-            "par.charge_temp_max") - ctx.staged("par.temp_hysteresis")
-        ctx.write("bat.too_cold_to_charge", too_cold)
-        ctx.write("alarm.temp", (active["temp_charge"] and not too_cold) or active["temp_discharge"])
-        ctx.write("alarm.export", active["export"])
+        too_cold = active["temp_charge"] and battery_ok and staged("bat.temp_max") <= staged(
+            "par.charge_temp_max") - staged("par.temp_hysteresis")
+        write("bat.too_cold_to_charge", too_cold)
+        write("alarm.temp", (active["temp_charge"] and not too_cold) or active["temp_discharge"])
+        write("alarm.export", active["export"])
 
     # ---- latches ------------------------------------------------------------------------------------------
 
     def _battery_latches(self, ctx: ScanContext) -> None:
-        vmax, vmin = ctx.staged("bat.cell_v_max"), ctx.staged("bat.cell_v_min")
-        tmax, tmin = ctx.staged("bat.temp_max"), ctx.staged("bat.temp_min")
-        hyst = ctx.staged("par.temp_hysteresis")
+        staged = ctx.staged
+        vmax, vmin = staged("bat.cell_v_max"), staged("bat.cell_v_min")
+        tmax, tmin = staged("bat.temp_max"), staged("bat.temp_min")
+        hyst = staged("par.temp_hysteresis")
         a = self.active
-        a["cell_high"] = latch(a["cell_high"], vmax >= ctx.staged("par.cell_v_charge_max"),
-                               vmax < ctx.staged("par.cell_v_charge_resume"))
-        a["cell_low"] = latch(a["cell_low"], vmin <= ctx.staged("par.cell_v_min"),
-                              vmin >= ctx.staged("par.cell_v_min_resume"))
-        c_low, c_high = ctx.staged("par.charge_temp_min"), ctx.staged("par.charge_temp_max")
+        a["cell_high"] = latch(a["cell_high"], vmax >= staged("par.cell_v_charge_max"),
+                               vmax < staged("par.cell_v_charge_resume"))
+        a["cell_low"] = latch(a["cell_low"], vmin <= staged("par.cell_v_min"),
+                              vmin >= staged("par.cell_v_min_resume"))
+        c_low, c_high = staged("par.charge_temp_min"), staged("par.charge_temp_max")
         a["temp_charge"] = latch(a["temp_charge"], tmin < c_low or tmax > c_high,
                                  tmin >= c_low + hyst and tmax <= c_high - hyst)
-        d_low, d_high = ctx.staged("par.discharge_temp_min"), ctx.staged("par.discharge_temp_max")
+        d_low, d_high = staged("par.discharge_temp_min"), staged("par.discharge_temp_max")
         a["temp_discharge"] = latch(a["temp_discharge"], tmin < d_low or tmax > d_high,
                                     tmin >= d_low + hyst and tmax <= d_high - hyst)
 
     def _export_latch(self, ctx: ScanContext, want_discharge: bool, grid_ok: bool) -> None:
-        exporting = want_discharge and grid_ok and ctx.staged("grid.power") < -ctx.staged("par.export_trip_w")
+        staged = ctx.staged
+        exporting = want_discharge and grid_ok and staged("grid.power") < -staged("par.export_trip_w")
         self.export_timer = self.export_timer + ctx.dt if exporting else 0.0
         # Latched until the chart lets go of the inverter: it must stop and start again, not flutter.
         self.active["export"] = want_discharge and (self.active["export"] or
-                                                    self.export_timer >= ctx.staged("par.export_trip_s"))
+                                                    self.export_timer >= staged("par.export_trip_s"))
 
     # ---- outputs ------------------------------------------------------------------------------------------
 
     def _charger(self, ctx: ScanContext, want: bool, blocked: bool) -> None:
         """On within the limits; once on it stays enabled par.charger_min_on_s (at 0 A if no chart wants it),
         once off it stays off par.charger_min_off_s; a block cuts it at once."""
-        on = self.switches["charger"].update(want, blocked, ctx.dt, ctx.staged("par.charger_min_on_s"),
-                                             ctx.staged("par.charger_min_off_s"))
+        staged, write = ctx.staged, ctx.write
+        on = self.switches["charger"].update(want, blocked, ctx.dt, staged("par.charger_min_on_s"),
+                                             staged("par.charger_min_off_s"))
         voltage = current = 0.0
         if on and want:
-            ceiling = ctx.staged("par.cell_v_charge_max") * ctx.staged("par.cells_series")
-            voltage = min(finite(ctx.staged("charger.voltage_sp")), finite(ctx.staged("limits.cvl")), ceiling)
-            current = min(finite(ctx.staged("charger.current_sp")), finite(ctx.staged("limits.ccl")))
+            ceiling = staged("par.cell_v_charge_max") * staged("par.cells_series")
+            voltage = min(finite(staged("charger.voltage_sp")), finite(staged("limits.cvl")), ceiling)
+            current = min(finite(staged("charger.current_sp")), finite(staged("limits.ccl")))
             if voltage <= 0 or current <= 0:  # a held charger at no current, not switched off and on again
                 voltage = current = 0.0
-        ctx.write("charger.enable", on)
-        ctx.write("charger.voltage_sp", voltage)
-        ctx.write("charger.current_sp", current)
+        write("charger.enable", on)
+        write("charger.voltage_sp", voltage)
+        write("charger.current_sp", current)
 
     def _inverter(self, ctx: ScanContext, want: bool, blocked: bool) -> bool:
         """On within the limits; once off it stays off par.inverter_min_off_s. No minimum on time: a held
         inverter delivers its minimum power whatever the setpoint, which could export."""
-        on = self.switches["inverter"].update(want, blocked, ctx.dt, 0.0, ctx.staged("par.inverter_min_off_s"))
+        staged = ctx.staged
+        on = self.switches["inverter"].update(want, blocked, ctx.dt, 0.0, staged("par.inverter_min_off_s"))
         power = 0.0
         if on:
-            house_draw = finite(ctx.staged("inverter.power") + ctx.staged("grid.power"))
-            dc_limit = finite(ctx.staged("limits.dcl") * ctx.staged("bat.voltage"))
-            power = min(finite(ctx.staged("inverter.power_sp")), house_draw, dc_limit)
+            house_draw = finite(staged("inverter.power") + staged("grid.power"))
+            dc_limit = finite(staged("limits.dcl") * staged("bat.voltage"))
+            power = min(finite(staged("inverter.power_sp")), house_draw, dc_limit)
         ctx.write("inverter.enable", on)
         ctx.write("inverter.power_sp", power)
         return on
 
     def _climate(self, ctx: ScanContext, battery_ok: bool, want_charge: bool) -> None:
+        staged = ctx.staged
         if not battery_ok:
             self.heater = self.fan = False
         else:
-            tmin, tmax = ctx.staged("bat.temp_min"), ctx.staged("bat.temp_max")
-            self.heater = latch(self.heater, want_charge and tmin < ctx.staged("par.heater_on_temp"),
-                                not want_charge or tmin >= ctx.staged("par.heater_off_temp"))
-            fan_current = ctx.staged("par.fan_on_c_rate") * ctx.staged("par.capacity_ah")
-            current = abs(ctx.staged("bat.current"))
+            tmin, tmax = staged("bat.temp_min"), staged("bat.temp_max")
+            self.heater = latch(self.heater, want_charge and tmin < staged("par.heater_on_temp"),
+                                not want_charge or tmin >= staged("par.heater_off_temp"))
+            fan_current = staged("par.fan_on_c_rate") * staged("par.capacity_ah")
+            current = abs(staged("bat.current"))
             self.fan = not self.heater and latch(
-                self.fan, tmax >= ctx.staged("par.fan_on_temp") or current >= fan_current,
-                tmax < ctx.staged("par.fan_off_temp") and current < FAN_CURRENT_RELEASE * fan_current)
-        hold = ctx.staged("par.climate_min_switch_s")
+                self.fan, tmax >= staged("par.fan_on_temp") or current >= fan_current,
+                tmax < staged("par.fan_off_temp") and current < FAN_CURRENT_RELEASE * fan_current)
+        hold = staged("par.climate_min_switch_s")
         heater = self.switches["heater"].update(self.heater, not battery_ok, ctx.dt, hold, hold)
         # the fan never runs with the heater (it would blow the heat away): the heater forces it off
         fan = self.switches["fan"].update(self.fan, not battery_ok or heater, ctx.dt, hold, hold)

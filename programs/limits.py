@@ -106,90 +106,94 @@ class Limits(FunctionBlock):
         self.reads = frozenset(type(self).reads) | frozenset(self.cells)
 
     def scan(self, ctx: ScanContext) -> None:
+        staged, write = ctx.staged, ctx.write
         cells_ok = ctx.all_ok(("bat.cell_v_max", "bat.cell_v_min", "bat.temp_max", "bat.temp_min"))
-        n = ctx.staged("par.cells_series")
-        hold = ctx.staged("par.limit_hold_s")
-        current_rate = ctx.staged("par.current_ramp_a_s")
+        n = staged("par.cells_series")
+        hold = staged("par.limit_hold_s")
+        current_rate = staged("par.current_ramp_a_s")
 
         cvl, cut_active = self._cvl(ctx, n)
-        ctx.write("limits.cvl", self.cvl.update(cvl, ctx.t, ctx.dt, hold, ctx.staged("par.cvl_ramp_v_s") * n))
-        ctx.write("limits.cvl_cut_active", cut_active)
+        write("limits.cvl", self.cvl.update(cvl, ctx.t, ctx.dt, hold, staged("par.cvl_ramp_v_s") * n))
+        write("limits.cvl_cut_active", cut_active)
 
         ccl, dcl = self._currents(ctx) if cells_ok else (0.0, 0.0)
-        count, online = ctx.staged("bms.count"), ctx.staged("bms.online")
+        count, online = staged("bms.count"), staged("bms.online")
         if online >= count:
             self.silent_caps = None
         else:
-            share = online / count if ctx.staged("par.packs_isolatable") else 0.0
+            share = online / count if staged("par.packs_isolatable") else 0.0
             if self.silent_caps is None:  # from now on the limits may fall, never rise
                 self.silent_caps = (self.ccl.value or 0.0, self.dcl.value or 0.0)
             ccl, dcl = min(ccl * share, self.silent_caps[0]), min(dcl * share, self.silent_caps[1])
-        ctx.write("limits.ccl", self.ccl.update(ccl, ctx.t, ctx.dt, hold, current_rate))
-        ctx.write("limits.dcl", self.dcl.update(dcl, ctx.t, ctx.dt, hold, current_rate))
-        ctx.write("limits.discharge_latched", self.discharge_latched)
+        write("limits.ccl", self.ccl.update(ccl, ctx.t, ctx.dt, hold, current_rate))
+        write("limits.dcl", self.dcl.update(dcl, ctx.t, ctx.dt, hold, current_rate))
+        write("limits.discharge_latched", self.discharge_latched)
 
     # ---- CVL ----------------------------------------------------------------------------------------------
 
     def _cvl(self, ctx: ScanContext, n: int) -> tuple[float, bool]:
-        month_cell_v = ctx.staged(MONTHS[ctx.now.month - 1])
-        cell_v = ctx.staged("par.balance_cell_v") if self._balancing(ctx, n, month_cell_v) else month_cell_v
-        cvl = min(cell_v, ctx.staged("par.cell_v_charge_max")) * n
-        cut = ctx.staged("par.cell_v_cut")
+        staged = ctx.staged
+        month_cell_v = staged(MONTHS[ctx.now.month - 1])
+        cell_v = staged("par.balance_cell_v") if self._balancing(ctx, n, month_cell_v) else month_cell_v
+        cvl = min(cell_v, staged("par.cell_v_charge_max")) * n
+        cut = staged("par.cell_v_cut")
         good = Quality.GOOD
         qualities, volts = self._cell_tags.quality(ctx), self._cell_tags.staged(ctx)
         excess = sum(v - cut for v, q in zip(volts, qualities, strict=True) if q is good and v > cut)
         if excess > 0 and ctx.ok("bat.voltage"):
-            return max(0.0, min(cvl, ctx.staged("bat.voltage") - excess)), True
+            return max(0.0, min(cvl, staged("bat.voltage") - excess)), True
         return cvl, False
 
     def _balancing(self, ctx: ScanContext, n: int, month_cell_v: float) -> bool:
         """Run the balancing cadence; True while the CVL is raised to the balancing voltage."""
+        staged, write = ctx.staged, ctx.write
         today = day_number(ctx.now)
-        last = ctx.staged("limits.balance_last_day")
+        last = staged("limits.balance_last_day")
         if last <= 0:  # a new site: the cadence starts on its first day (write 1 to ask for a run now)
             last = today
-            ctx.write("limits.balance_last_day", today)
-        due = today - last >= ctx.staged("par.balance_interval_days")
+            write("limits.balance_last_day", today)
+        due = today - last >= staged("par.balance_interval_days")
         if due and not self.balancing and self.attempt_day != today:  # at most one run a day
             self.balancing, self.reached, self.attempt_day = True, False, today
         if self.balancing and ctx.all_ok(("bat.voltage", "bat.cell_v_max", "bat.cell_v_min")):
-            voltage, high = ctx.staged("bat.voltage"), ctx.staged("bat.cell_v_max")
-            target = ctx.staged("par.balance_cell_v")
+            voltage, high = staged("bat.voltage"), staged("bat.cell_v_max")
+            target = staged("par.balance_cell_v")
             self.reached = self.reached or high >= target or \
-                voltage >= (target - ctx.staged("par.cv_reached_cell_v")) * n
-            spread = high - ctx.staged("bat.cell_v_min")
-            if self.reached and due and spread < ctx.staged("par.balance_cell_diff"):
+                voltage >= (target - staged("par.cv_reached_cell_v")) * n
+            spread = high - staged("bat.cell_v_min")
+            if self.reached and due and spread < staged("par.balance_cell_diff"):
                 due = False
-                ctx.write("limits.balance_last_day", today)
-            discharging = ctx.ok("bat.current") and ctx.staged("bat.current") < 0
+                write("limits.balance_last_day", today)
+            discharging = ctx.ok("bat.current") and staged("bat.current") < 0
             if self.reached and discharging and voltage <= month_cell_v * n:  # used back down: run over
                 self.balancing = False
-        ctx.write("limits.balance_due", due)
-        ctx.write("limits.balancing", self.balancing)
-        ctx.write("limits.balance_charge", self.balancing and due)
+        write("limits.balance_due", due)
+        write("limits.balancing", self.balancing)
+        write("limits.balance_charge", self.balancing and due)
         return self.balancing
 
     # ---- CCL / DCL ----------------------------------------------------------------------------------------
 
     def _currents(self, ctx: ScanContext) -> tuple[float, float]:
-        capacity = ctx.staged("par.capacity_ah")
-        fuse = ctx.staged("par.fuse_a") * ctx.staged("par.fuse_load_factor")
-        vmax, vmin = ctx.staged("bat.cell_v_max"), ctx.staged("bat.cell_v_min")
-        tmax, tmin = ctx.staged("bat.temp_max"), ctx.staged("bat.temp_min")
-        v_empty, cut = ctx.staged("par.cell_v_min"), ctx.staged("par.cell_v_cut")
+        staged = ctx.staged
+        capacity = staged("par.capacity_ah")
+        fuse = staged("par.fuse_a") * staged("par.fuse_load_factor")
+        vmax, vmin = staged("bat.cell_v_max"), staged("bat.cell_v_min")
+        tmax, tmin = staged("bat.temp_max"), staged("bat.temp_min")
+        v_empty, cut = staged("par.cell_v_min"), staged("par.cell_v_cut")
 
-        ccl = min(ctx.staged("par.ccl_max_c") * capacity, fuse)
+        ccl = min(staged("par.ccl_max_c") * capacity, fuse)
         ccl *= interp(vmax, (v_empty, v_empty + 0.05, cut - 0.15, cut - 0.05, cut), (0.2, 1.0, 1.0, 0.1, 0.0))
         ccl *= min(interp(tmin, *CHARGE_TEMP), interp(tmax, *CHARGE_TEMP))
-        if not ctx.staged("bms.charge_allowed"):
+        if not staged("bms.charge_allowed"):
             ccl = 0.0
 
         self.discharge_latched = latch(self.discharge_latched, vmin <= v_empty,
-                                       vmin >= ctx.staged("par.cell_v_min_resume"))
-        dcl = min(ctx.staged("par.dcl_max_c") * capacity, fuse)
+                                       vmin >= staged("par.cell_v_min_resume"))
+        dcl = min(staged("par.dcl_max_c") * capacity, fuse)
         dcl *= interp(vmin, (v_empty, v_empty + 0.1, v_empty + 0.2), (0.0, 0.05, 1.0))
-        cold, hot = discharge_temp_tables(ctx.staged("par.discharge_temp_min"), ctx.staged("par.discharge_temp_max"))
+        cold, hot = discharge_temp_tables(staged("par.discharge_temp_min"), staged("par.discharge_temp_max"))
         dcl *= min(interp(tmin, *cold), interp(tmax, *hot))
-        if not ctx.staged("bms.discharge_allowed") or self.discharge_latched:
+        if not staged("bms.discharge_allowed") or self.discharge_latched:
             dcl = 0.0
         return ccl, dcl

@@ -101,6 +101,7 @@ class AlarmManager:
     floods: int = 0
     _raised_times: deque[float] = field(init=False)
     _in_flood: bool = False
+    _shelved: int = 0  # alarms in SHELVED now, kept by _move (the service asks every scan)
 
     def __post_init__(self) -> None:
         self.journal = deque(maxlen=self.journal_size)
@@ -171,6 +172,10 @@ class AlarmManager:
                 if a.state in (AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK, AlarmState.RETURNED_UNACK)]
 
     @property
+    def any_shelved(self) -> bool:
+        return self._shelved > 0
+
+    @property
     def flood(self) -> bool:
         return self._in_flood
 
@@ -201,6 +206,7 @@ class AlarmManager:
 
     def _move(self, alarm: Alarm, target: AlarmState, t: float, at: str, by: str) -> JournalEntry:
         before = alarm.state
+        self._shelved += (target is AlarmState.SHELVED) - (before is AlarmState.SHELVED)
         alarm.state = target
         alarm.since = t
         return self._entry(alarm, before, t, at, by)

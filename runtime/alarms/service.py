@@ -154,9 +154,7 @@ class AlarmService:
         values = self.db.values
         conditions = self._conditions(values)
         commands = self._commands(values)
-        shelved = any(alarm.state is AlarmState.SHELVED for alarm in self.manager.alarms.values()) \
-            if self.manager.alarms else False
-        if conditions == self._last and commands == self._idle and not shelved:
+        if conditions == self._last and commands == self._idle and not self.manager.any_shelved:
             return
         t, at = scan.ctx.t, scan.ctx.now.isoformat(timespec="seconds")
         self._last = conditions

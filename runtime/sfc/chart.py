@@ -40,6 +40,11 @@ GO_SAFE = "go_safe"  # the Machine trigger from any step to the safe step
 
 Value = Callable[[], Any]
 
+# (ctx.now, now_h, weekday) of the last scan: every chart of a scan asks for the same. The datetime is held, so
+# the identity test cannot meet a new one at a freed one's address; one tuple, swapped whole, so a chart in
+# another thread's scan reads a consistent triple.
+_WALL: list[tuple[Any, float, int]] = [(None, 0.0, 0)]
+
 
 @dataclass(eq=False, slots=True)
 class Step:
@@ -176,8 +181,11 @@ class Chart(Program):
     def _set_clock(self, ctx: ScanContext) -> None:
         namespace, now = self._namespace, ctx.now
         namespace["dt"] = ctx.dt
-        namespace["now_h"] = now.hour + now.minute / 60 + (now.second + now.microsecond / 1e6) / 3600
-        namespace["weekday"] = now.weekday()
+        wall = _WALL[0]
+        if wall[0] is not now:  # the first chart of this scan to ask
+            wall = _WALL[0] = (now, now.hour + now.minute / 60 + (now.second + now.microsecond / 1e6) / 3600,
+                               now.weekday())
+        namespace["now_h"], namespace["weekday"] = wall[1], wall[2]
 
     # ---- Machine callbacks ----------------------------------------------------------------------------------
 

@@ -46,18 +46,22 @@ class Arbiter:
         self._rank = _IDLE_RANK
 
     def offer(self, ctx: ScanContext, rank: int, value: Any) -> None:
-        """A chart's value for this scan (UNDRIVEN if it does not drive the output); rank 0 is highest."""
+        """A chart's value for this scan (UNDRIVEN if it does not drive the output); rank 0 is highest.
+
+        It stages straight into the image, as the charts' generated code does (runtime/sfc/codegen.py): every
+        chart offering is one that declares the output (load builds the arbiter from its outputs), so the
+        ownership check of ``ctx.write`` would only repeat that, some ten times a scan."""
         if ctx.count != self._scan:  # the first offer of this scan decides until a better one comes
             self._scan = ctx.count
             self._rank = _IDLE_RANK
             if value is UNDRIVEN:
                 if not self.hold:
-                    ctx.write(self.tag, self.idle)
+                    ctx.db.staged[self.tag] = self.idle
                 return
         elif value is UNDRIVEN or rank >= self._rank:
             return
         self._rank = rank
-        ctx.write(self.tag, value)
+        ctx.db.staged[self.tag] = value
 
 
 class ChartSet:
