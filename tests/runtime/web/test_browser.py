@@ -124,12 +124,17 @@ def test_acknowledge_an_alarm(browser: WebDriver, demo: Demo) -> None:
     shot(browser, "alarms")
 
 
-def test_out_of_range_parameter_is_refused_with_its_reason(browser: WebDriver, demo: Demo) -> None:
+def parameter_row(browser: WebDriver, demo: Demo, name: str) -> str:
+    """The parameters view opened with the operator's token typed in; the CSS selector of ``name``'s row."""
     open_page(browser, demo, "parameters")
     token = browser.find_element(By.ID, "token")
     token.clear()
     token.send_keys(demo.token)
-    row = '#param-table tr[data-name="par.cell_v_charge_max"]'
+    return f'#param-table tr[data-name="{name}"]'
+
+
+def test_out_of_range_parameter_is_refused_with_its_reason(browser: WebDriver, demo: Demo) -> None:
+    row = parameter_row(browser, demo, "par.cell_v_charge_max")
     before = text(browser, f"{row} td:nth-child(2)")
     field = browser.find_element(By.CSS_SELECTOR, f"{row} input")
     field.send_keys("9")
@@ -147,11 +152,7 @@ def test_out_of_range_parameter_is_refused_with_its_reason(browser: WebDriver, d
 
 
 def test_a_parameter_in_range_is_written(browser: WebDriver, demo: Demo) -> None:
-    open_page(browser, demo, "parameters")
-    token = browser.find_element(By.ID, "token")
-    token.clear()
-    token.send_keys(demo.token)
-    row = '#param-table tr[data-name="par.fan_on_temp"]'
+    row = parameter_row(browser, demo, "par.fan_on_temp")
     field = browser.find_element(By.CSS_SELECTOR, f"{row} input")
     field.clear()
     field.send_keys("36.5")
