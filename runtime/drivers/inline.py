@@ -39,7 +39,7 @@ class _InlineDevice:
         self.period = config.poll
         checks = Plausibility(config.name, config.plausible, config.poll) if config.plausible else None
         self.group = ReadGroup(tuple(p.tag for p in config.inputs), config.stale_after, checks)
-        self.tag_set = frozenset(self.group.tags)
+        self.inputs = len(self.group.tags)
         self.health = HealthCounters(config.name)
         self.due = float("-inf")
         self.failures = 0
@@ -104,13 +104,13 @@ class InlinePort:
             self._fail(device, db, error_kind(exc))
             return
         device.group.latch(db, read, now)
-        if read.keys() != device.tag_set:  # some point was not representable
+        if len(read) != device.inputs:  # some point was not representable (a poll reads the device's inputs only)
             self._fail(device, db, DECODE)
             return
-        health = device.health
         if device.publish_health:  # what Health.good publishes, written only where it changed
-            db.values[health.last_good_tag] = self.epoch + now
-            if health.count_good(self.epoch + now):
+            health, wall = device.health, self.epoch + now
+            db.values[health.last_good_tag] = wall
+            if health.count_good(wall):
                 db.values[health.up_tag] = True
                 db.values[health.reachable_tag] = True
         if device.resend:  # as the threaded driver does after a reconnect: outputs again, all of them

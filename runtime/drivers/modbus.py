@@ -70,6 +70,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from operator import is_
 from typing import Any
 
 from pymodbus import FramerType
@@ -173,14 +174,29 @@ class SyncPoller:
         # per block: the read's arguments and the block's decoder, unpacked once (a poll runs every scan)
         self._requests = [(block.unit, block.table, block.address, block.count, device.decoder(block).shared)
                           for block in device.plan]
+        # the decoded blocks of the last poll, and all of them in one mapping
+        self._blocks: list[Mapping[str, Any] | None] = [None] * len(self._requests)
+        self._values: Mapping[str, Any] = {}
 
-    def poll(self) -> dict[str, Any]:
-        """Read and decode every block; an exception raised by ``read`` propagates."""
-        out: dict[str, Any] = {}
+    def poll(self) -> Mapping[str, Any]:
+        """Read and decode every block; an exception raised by ``read`` propagates.
+
+        Read-only, and the very mapping of the last poll when every block decoded as it did then (a block
+        decoder hands its last mapping again for the same words): the read group then skips its checks."""
         read = self.read
-        for unit, table, address, count, decode in self._requests:
-            out.update(decode(read(unit, table, address, count)))
-        return out
+        requests = self._requests
+        if len(requests) == 1:  # most devices: one block, its decoder's mapping is the poll's
+            unit, table, address, count, decode = requests[0]
+            return decode(read(unit, table, address, count))
+        blocks = []
+        for unit, table, address, count, decode in requests:
+            blocks.append(decode(read(unit, table, address, count)))
+        if not all(map(is_, blocks, self._blocks)):
+            self._blocks = blocks
+            self._values = values = {}
+            for block in blocks:
+                values.update(block)
+        return self._values
 
     def commit(self, outputs: Mapping[str, Any]) -> None:
         """Write those ``outputs`` that belong to this device."""

@@ -38,6 +38,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import is_
 from typing import Any
 
 import serial
@@ -429,21 +430,31 @@ class FramePoller:
         # label -> (the field's last value, its (tag, value) pairs): most fields send what they sent a second
         # ago, and the same value (of the same type: True is not 1) is the same text
         self._seen: dict[str, tuple[Any, list[tuple[str, Any]]]] = {}
+        # the fields of the last healthy poll (entries of _seen), and their values in one mapping
+        self._fields: list[tuple[Any, list[tuple[str, Any]]]] = []
+        self._values: Mapping[str, Any] = {}
 
-    def poll(self) -> dict[str, Any]:
+    def poll(self) -> Mapping[str, Any]:
+        """The values of one second's blocks, read-only: the very mapping of the last poll when every field
+        came as it did then (the read group then skips its checks)."""
         frames = self.frames
         if frames.fault is None and not self.wire:
             # the decoder ignores labels it has no point for, so only the mapped ones are spelled out
             mapped, seen, device = self.mapped, self._seen, self.device
-            values: dict[str, Any] = {}
+            fields = []
             for block in frames.fields(history=self.history):
                 for label, value in block.items():
                     if label in mapped:
                         last = seen.get(label)
                         if last is None or last[0] != value or last[0].__class__ is not value.__class__:
                             last = seen[label] = (value, device.field_values(label, field_text(value)))
-                        values.update(last[1])
-            return values
+                        fields.append(last)
+            if len(fields) != len(self._fields) or not all(map(is_, fields, self._fields)):
+                self._fields = fields
+                self._values = values = {}
+                for _, pairs in fields:
+                    values.update(pairs)
+            return self._values
         return self._from_wire(frames.frame())
 
     def _from_wire(self, data: bytes) -> dict[str, Any]:
