@@ -114,7 +114,7 @@ class Plausibility:
         refused: dict[str, str] = {}
         complete = True
         # C-level lookups of each tag's reading (None: not read) and last plausible reading (None: none yet)
-        for tag, value, seen in zip(tags, map(read.get, tags), map(self._last.get, tags)):
+        for tag, value, seen in zip(tags, map(read.get, tags), map(self._last.get, tags), strict=True):
             if value is None:
                 complete = False
             elif value != seen:  # the last plausible reading again (most polls) is plausible without judging
