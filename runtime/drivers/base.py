@@ -205,11 +205,15 @@ class Link:
 # ---- what a driver module registers ------------------------------------------------------------------------
 
 class Poller(Protocol):
-    """A device polled inline, without I/O threads (``modbus.SyncPoller``, ``vedirect.FramePoller``)."""
+    """A device polled inline, without I/O threads (``modbus.SyncPoller``, ``vedirect.FramePoller``).
+
+    ``poll()`` returns {tag: value} of the device's inputs read well, a mapping nobody changes afterwards: a
+    poller may hand the very same mapping again when nothing changed, which spares the read group its checks.
+    """
 
     config: DeviceConfig
 
-    def poll(self) -> dict[str, Any]: ...
+    def poll(self) -> Mapping[str, Any]: ...
 
     def commit(self, outputs: Mapping[str, Any]) -> None: ...
 

@@ -39,13 +39,14 @@ class _InlineDevice:
         self.period = config.poll
         checks = Plausibility(config.name, config.plausible, config.poll) if config.plausible else None
         self.group = ReadGroup(tuple(p.tag for p in config.inputs), config.stale_after, checks)
-        self.tag_set = frozenset(self.group.tags)
+        self.inputs = len(self.group.tags)
         self.health = HealthCounters(config.name)
         self.due = float("-inf")
         self.failures = 0
         self.publish_health = False  # the database declares the health tags (an io_map was loaded into it)
         self.resend = False  # a write failed: send every output again after the next good poll
         self.outputs = tuple(p.tag for p in config.outputs)
+        self.output_set = frozenset(self.outputs)
 
 
 def error_kind(exc: BaseException) -> str:
@@ -90,7 +91,9 @@ class InlinePort:
             if now >= device.due:
                 device.due = now + device.period
                 self._poll(device, db, now)
-            device.group.age(db.quality, now)
+            group = device.group
+            if group.fresh != now:  # a group read fresh just now cannot be stale (most scans: saves the call)
+                group.age(db.quality, now)
         self._ages.update(db.values, self.epoch + now)
         if self._watch is not None:
             self._watch.update(db.values)
@@ -104,13 +107,13 @@ class InlinePort:
             self._fail(device, db, error_kind(exc))
             return
         device.group.latch(db, read, now)
-        if read.keys() != device.tag_set:  # some point was not representable
+        if len(read) != device.inputs:  # some point was not representable (a poll reads the device's inputs only)
             self._fail(device, db, DECODE)
             return
-        health = device.health
         if device.publish_health:  # what Health.good publishes, written only where it changed
-            db.values[health.last_good_tag] = self.epoch + now
-            if health.count_good(self.epoch + now):
+            health, wall = device.health, self.epoch + now
+            db.values[health.last_good_tag] = wall
+            if health.count_good(wall):
                 db.values[health.up_tag] = True
                 db.values[health.reachable_tag] = True
         if device.resend:  # as the threaded driver does after a reconnect: outputs again, all of them
@@ -130,8 +133,10 @@ class InlinePort:
     def commit(self, changed: Mapping[str, Any], db: TagDB) -> None:
         if changed.keys().isdisjoint(self._outputs):  # most scans change no device output
             return
+        keys = changed.keys()
         for device in self._devices:
-            self._write(device, db, changed)
+            if not keys.isdisjoint(device.output_set):  # a poller takes only its own outputs: spare the others
+                self._write(device, db, changed)
 
     def _write(self, device: _InlineDevice, db: TagDB, outputs: Mapping[str, Any]) -> None:
         """Hand outputs to one device; a device that does not take them is counted down, never raised."""

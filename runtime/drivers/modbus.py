@@ -70,6 +70,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from operator import is_
 from typing import Any
 
 from pymodbus import FramerType
@@ -170,17 +172,29 @@ class SyncPoller:
         self.config = device.config
         self.read = read
         self.write = write
-        # per block: the read's arguments and the block's decoder, unpacked once (a poll runs every scan)
-        self._requests = [(block.unit, block.table, block.address, block.count, device.decoder(block).shared)
-                          for block in device.plan]
+        # per block: its read, arguments bound (a C-level call), and its decoder (a poll runs every scan)
+        self._requests = [(partial(read, block.unit, block.table, block.address, block.count),
+                           device.decoder(block).shared) for block in device.plan]
+        # the decoded blocks of the last poll, and all of them in one mapping
+        self._blocks: list[Mapping[str, Any] | None] = [None] * len(self._requests)
+        self._values: Mapping[str, Any] = {}
 
-    def poll(self) -> dict[str, Any]:
-        """Read and decode every block; an exception raised by ``read`` propagates."""
-        out: dict[str, Any] = {}
-        read = self.read
-        for unit, table, address, count, decode in self._requests:
-            out.update(decode(read(unit, table, address, count)))
-        return out
+    def poll(self) -> Mapping[str, Any]:
+        """Read and decode every block; an exception raised by ``read`` propagates.
+
+        Read-only, and the very mapping of the last poll when every block decoded as it did then (a block
+        decoder hands its last mapping again for the same words): the read group then skips its checks."""
+        requests = self._requests
+        if len(requests) == 1:  # most devices: one block, its decoder's mapping is the poll's
+            read, decode = requests[0]
+            return decode(read())
+        blocks = [decode(read()) for read, decode in requests]
+        if not all(map(is_, blocks, self._blocks)):
+            self._blocks = blocks
+            self._values = values = {}
+            for block in blocks:
+                values.update(block)
+        return self._values
 
     def commit(self, outputs: Mapping[str, Any]) -> None:
         """Write those ``outputs`` that belong to this device."""

@@ -102,26 +102,30 @@ class Plausibility:
         self.poll = poll
         self.refused = 0
         self.count_tag = device_tag(device, f"errors_{IMPLAUSIBLE}")
-        self._last: dict[str, tuple[float, float]] = {}  # tag -> (last plausible reading, its stamp)
+        # tag -> its last plausible reading, and that reading's stamp (two dicts: the stamps of a whole read
+        # move on in one dict-level update)
+        self._last: dict[str, float] = {}
+        self._stamps: dict[str, float] = {}
         self._next_log = -math.inf
         self._unlogged = 0
 
     def filter(self, db: TagDB, read: Mapping[str, Any], tags: tuple[str, ...], stamp: float) -> Mapping[str, Any]:
         """``read`` without its implausible readings of ``tags`` (the checked tags of one group)."""
         refused: dict[str, str] = {}
-        last = self._last
-        for tag in tags:
-            if tag in read:
-                value = read[tag]
-                seen = last.get(tag)
-                if seen is not None and seen[0] == value:
-                    # The last plausible reading again (most polls): inside its range and not moving, so
-                    # plausible without judging; only its stamp moves on, as _judge would move it.
-                    last[tag] = (seen[0], stamp)
-                    continue
+        complete = True
+        # C-level lookups of each tag's reading (None: not read) and last plausible reading (None: none yet)
+        for tag, value, seen in zip(tags, map(read.get, tags), map(self._last.get, tags), strict=True):
+            if value is None:
+                complete = False
+            elif value != seen:  # the last plausible reading again (most polls) is plausible without judging
                 why = self._judge(tag, value, stamp)
                 if why:
                     refused[tag] = why
+        if complete and not refused:
+            self.seen_again(tags, stamp)
+            return read
+        # only the stamps of readings taken as plausible move on
+        self._stamps.update((tag, stamp) for tag in tags if tag in read and tag not in refused)
         if not refused:
             return read
         self.refused += len(refused)
@@ -129,6 +133,10 @@ class Plausibility:
             db.values[self.count_tag] = self.refused
         self._log(refused, stamp)
         return {tag: value for tag, value in read.items() if tag not in refused}
+
+    def seen_again(self, tags: tuple[str, ...], stamp: float) -> None:
+        """Every one of ``tags`` was read as its last plausible reading: only their stamps move on."""
+        self._stamps.update(dict.fromkeys(tags, stamp))
 
     def _judge(self, tag: str, value: Any, stamp: float) -> str:
         """Why the reading is implausible ("" if it is not); a plausible one becomes the new reference."""
@@ -138,11 +146,13 @@ class Plausibility:
             return f"{tag} = {value:g} is outside {limits.low:g}..{limits.high:g}"
         last = self._last.get(tag)
         if limits.max_rate is not None and last is not None:
-            elapsed = max(stamp - last[1], self.poll)
-            if abs(value - last[0]) > limits.max_rate * elapsed:
-                return (f"{tag} = {value:g} moved {value - last[0]:+g} from {last[0]:g} in {stamp - last[1]:.3g} s "
+            since = self._stamps[tag]
+            elapsed = max(stamp - since, self.poll)
+            if abs(value - last) > limits.max_rate * elapsed:
+                return (f"{tag} = {value:g} moved {value - last:+g} from {last:g} in {stamp - since:.3g} s "
                         f"(max_rate {limits.max_rate:g}/s)")
-        self._last[tag] = (value, stamp)
+        self._last[tag] = value
+        self._stamps[tag] = stamp
         return ""
 
     def _log(self, refused: Mapping[str, str], stamp: float) -> None:
@@ -159,7 +169,7 @@ class Plausibility:
 class ReadGroup:
     """The tags one read delivers together, and when they were last fresh."""
 
-    __slots__ = ("tags", "stale_after", "fresh", "stale", "all_good", "plausibility", "checked")
+    __slots__ = ("tags", "stale_after", "fresh", "stale", "all_good", "plausibility", "checked", "_passed")
 
     def __init__(self, tags: tuple[str, ...], stale_after: float, plausibility: Plausibility | None = None) -> None:
         self.tags = tags
@@ -169,13 +179,24 @@ class ReadGroup:
         self.all_good = dict.fromkeys(tags, Quality.GOOD)
         self.checked = tuple(t for t in tags if plausibility is not None and t in plausibility.limits)
         self.plausibility = plausibility if self.checked else None
+        self._passed: Mapping[str, Any] | None = None  # the last complete read, if all of it was plausible
 
     def latch(self, db: TagDB, read: Mapping[str, Any], stamp: float) -> None:
         """Put one read into the image: the tags in ``read`` GOOD, the group's others BAD (value kept); an
-        implausible reading (``Plausibility``) counts as not read."""
+        implausible reading (``Plausibility``) counts as not read.
+
+        ``read`` holds tags of the group only, and is not changed once handed over: an inline poller hands
+        the very same mapping again when nothing changed (``Poller.poll``), and a complete read that passed
+        the plausibility checks whole passes them again, without judging (most polls of a steady device)."""
         fresh = bool(read)
-        if self.plausibility is not None and read:
-            read = self.plausibility.filter(db, read, self.checked, stamp)
+        checks = self.plausibility
+        if checks is not None and read:
+            if read is self._passed:
+                checks.seen_again(self.checked, stamp)
+            else:
+                passed = checks.filter(db, read, self.checked, stamp)
+                self._passed = read if passed is read and len(read) == len(self.tags) else None
+                read = passed
         if len(read) == len(self.tags):
             # The common case, a complete read: dict-level updates keep the latch short (it holds the GIL).
             db.values.update(read)

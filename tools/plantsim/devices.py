@@ -290,8 +290,6 @@ class RegisterBank:
                        for table in ("holding", "input", "coil", "discrete")}
         self.registers = {table: self.tables[table] for table in ("holding", "input")}
         self.bits = {table: self.tables[table] for table in BIT_TABLES}
-        self.reads = 0
-        self.writes = 0
         self._garbage_turn = 0
         self.sensor_faults: dict[str, SensorFault] = {}
         self._build_encoders()
@@ -380,7 +378,6 @@ class RegisterBank:
 
     def load(self, table: str, address: int, count: int) -> list[Any]:
         """The present registers or bits, fault or not (the wire server applies faults itself)."""
-        self.reads += 1
         with self.lock:
             if self.plant.time_s != self._stamp:  # refresh()'s own test, here to save the call on repeat reads
                 self.refresh()
@@ -388,7 +385,6 @@ class RegisterBank:
 
     def store(self, table: str, address: int, values: Sequence[Any]) -> None:
         """Keep written words (or coils) and drive the plant inputs of every output point they touch."""
-        self.writes += 1
         with self.lock:
             store = self.tables[table]
             touched: dict[str, Any] = {}

@@ -164,6 +164,25 @@ def test_fixture_device_is_read_in_five_requests() -> None:
     assert device.failsafe() == {"o.sp": 50.0, "o.enable": False, "o.pwm_v": 12.0, "o.cyc": 0, "o.i32": 0}
 
 
+def test_a_poll_that_reads_the_same_words_hands_the_same_mapping_and_a_changed_word_a_new_one() -> None:
+    """SyncPoller's unchanged signal (its read group skips the checks for it): one block or several."""
+    cells = {"holding": [3300, 3301, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 26400]}
+    config = DeviceConfig("bms", "modbus_tcp", inputs=(InputPoint("c1", address=0), InputPoint("c2", address=1),
+                                                       InputPoint("v", address=20)))
+    single = DeviceConfig("one", "modbus_tcp", inputs=(InputPoint("c1", address=0),))
+    for device, blocks in ((Device(config), 2), (Device(single), 1)):
+        assert len(device.plan) == blocks
+        cells["holding"][0] = 3300
+        poller = SyncPoller(device, lambda unit, table, address, count: cells[table][address:address + count],
+                            lambda *write: None)
+        first = poller.poll()
+        assert poller.poll() is first  # the same words: the same mapping
+        cells["holding"][0] = 3305
+        changed = poller.poll()
+        assert changed is not first and changed["c1"] == 3305 and first["c1"] == 3300  # the old one is kept
+        assert poller.poll() is changed
+
+
 # ---- a whole block at once -------------------------------------------------------------------------------
 
 def test_block_decoder_agrees_with_decode_point_for_every_layout() -> None:

@@ -185,3 +185,18 @@ def test_a_failed_write_is_counted_not_raised_and_outputs_are_sent_again_after_r
     port.latch(db, 1.0)  # the next good poll: every output goes out again, not only the one that failed
     assert writer.sent == [{"c.sp": 28.4, "c.on": True}]
     assert db.values["dev.charger.up"] is True
+
+
+def test_inline_commit_hands_changed_outputs_only_to_the_devices_that_take_them() -> None:
+    from runtime.drivers.codec import OutputPoint
+
+    db = TagDB()
+    for tag in (TagDef("c.v", TagType.INT), TagDef("c.sp", TagType.FLOAT), TagDef("m.a", TagType.INT)):
+        db.declare(tag)
+    charger = FlakyWriter(DeviceConfig("charger", "modbus_tcp", inputs=(InputPoint("c.v"),),
+                                       outputs=(OutputPoint("c.sp"),)))
+    meter = FlakyWriter(DeviceConfig("meter", "modbus_tcp", inputs=(InputPoint("m.a"),)))
+    meter.commit = lambda outputs: pytest.fail(f"the meter takes no outputs, yet was handed {outputs}")
+    port = InlinePort([charger, meter])
+    port.commit({"c.sp": 28.4, "m.a": 3}, db)
+    assert charger.sent == [{"c.sp": 28.4}]

@@ -131,6 +131,23 @@ def test_a_repeated_reading_stays_plausible_and_moves_the_stamp_max_rate_is_judg
     assert checks.refused == 1
 
 
+def test_the_same_read_handed_again_moves_the_stamps_without_judging_and_a_changed_one_is_judged() -> None:
+    """An inline poller hands its very mapping again when nothing changed: the group then skips the checks
+    but the stamp max_rate is judged from moves on, exactly as a judged repeat would move it."""
+    db = db_with("cell", "temp")
+    group, checks = checked_group(db, {"cell": Plausible(0.0, 5.0, max_rate=0.2)})
+    read = {"cell": 3.30, "temp": 20.0}
+    group.latch(db, read, 1.0)
+    group.latch(db, read, 10.0)  # the same mapping: only the stamps move
+    assert (db.quality["cell"], db.stamp["cell"], group.fresh) == (Quality.GOOD, 10.0, 10.0)
+    group.latch(db, {"cell": 3.80, "temp": 20.0}, 11.0)  # +0.5 V in 1 s since the repeat: refused
+    assert (db.values["cell"], db.quality["cell"]) == (3.30, Quality.BAD)
+    refused = {"cell": 9.0, "temp": 20.0}  # a read that did not pass whole is judged again when handed again
+    group.latch(db, refused, 12.0)
+    group.latch(db, refused, 13.0)
+    assert checks.refused == 3 and db.quality["cell"] is Quality.BAD
+
+
 def test_implausible_readings_log_one_line_a_minute_with_a_count(caplog: pytest.LogCaptureFixture) -> None:
     db = db_with("cell")
     group, _ = checked_group(db, {"cell": Plausible(0.0, 5.0)})

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from driver_helpers import FIXTURES, Harness, PtyLine, fixture_db, load_map, wait_until, write_map
 
-from runtime.drivers.vedirect import VEDirectDevice, VEDirectParser, encode_frame
+from runtime.drivers.vedirect import FramePoller, VEDirectDevice, VEDirectParser, encode_frame
 from runtime.tags import Quality
 
 MAIN = {"PID": "0xA389", "V": 13288, "VS": 12, "I": -1500, "P": -20, "CE": -25000, "SOC": 875, "TTG": 940,
@@ -98,6 +98,35 @@ def test_fields_map_to_tags_with_natural_units() -> None:
     assert values["shunt.alarm"] is False
     assert device.decode(frames[1]) == {"shunt.cycles": 12, "shunt.charged": pytest.approx(60.12)}
     assert device.decode(frames[2]) == {}  # SOC unknown ('---') is no value
+
+
+class SteadySource:
+    """A frame source for FramePoller whose fields the test sets (healthy, no history block)."""
+
+    fault = None
+
+    def __init__(self, fields: dict) -> None:
+        self.main = fields
+
+    def fields(self, history: bool = True) -> tuple[dict, ...]:
+        return (dict(self.main),)
+
+
+def test_frame_poller_hands_the_same_mapping_while_the_fields_repeat_and_sees_a_changed_value_or_type() -> None:
+    db = fixture_db()
+    shunt = load_map(FIXTURES / "io_map_12v.yaml", db)[0]
+    source = SteadySource({"V": 13288, "I": -1500, "SOC": 875, "Alarm": False, "PID": "0xA389"})
+    poller = FramePoller(shunt, db.defs, source)
+    first = poller.poll()
+    assert first["bat.soc"] == pytest.approx(87.5) and first["shunt.alarm"] is False
+    assert poller.poll() is first  # every mapped field as it was: the same mapping
+    source.main["PID"] = "0xA38A"  # an unmapped field changed: nothing to decode
+    assert poller.poll() is first
+    source.main["SOC"] = 874
+    changed = poller.poll()
+    assert changed is not first and changed["bat.soc"] == pytest.approx(87.4)
+    source.main["Alarm"] = 0  # equal to False, but not the same text: the device would send "0", not "OFF"
+    assert "shunt.alarm" not in poller.poll()
 
 
 SHUNT = """devices:
