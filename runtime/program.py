@@ -49,7 +49,7 @@ class ScanContext:
     function blocks read this way about a hundred times a scan.
     """
 
-    __slots__ = ("db", "values", "quality", "staged", "now", "t", "dt", "count", "program", "_owned", "_staged")
+    __slots__ = ("db", "values", "quality", "staged", "now", "t", "dt", "count", "program", "owned", "_staged")
 
     def __init__(self, db: TagDB) -> None:
         self.db = db
@@ -62,11 +62,12 @@ class ScanContext:
         self.dt = 0.0
         self.count = 0
         self.program: Program | None = None
-        self._owned: frozenset[str] = frozenset()
+        self.owned: frozenset[str] = frozenset()  # what ``program`` may write and invalidate
 
     def bind(self, program: Program) -> None:
+        """Make ``program`` the one that runs (the scan sets the two attributes itself, inline)."""
         self.program = program
-        self._owned = program.writes
+        self.owned = program.writes
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -83,7 +84,7 @@ class ScanContext:
         return True
 
     def write(self, name: str, value: Any) -> None:
-        if name not in self._owned:
+        if name not in self.owned:
             self._not_owned(name, "wrote")
         self._staged[name] = value
 
@@ -92,7 +93,7 @@ class ScanContext:
 
         Takes effect at once, so a program should invalidate only tags that no earlier program read this scan.
         """
-        if name not in self._owned:
+        if name not in self.owned:
             self._not_owned(name, "invalidated")
         self._staged.pop(name, None)
         self.quality[name] = Quality.BAD

@@ -137,6 +137,7 @@ class Scan:
         self._faults: dict[str, _Fault] = {}
         self._t0: float | None = None
         self._slot = 0
+        self._deadline = 0.0  # of the current slot, set by wait()
         self._last_start: float | None = None
         self._stop = False
         for tag in SCAN_TAGS:
@@ -185,6 +186,7 @@ class Scan:
         if self._t0 is None:
             self._t0 = now
             self._slot = 0
+            self._deadline = now
             return
         self._slot += 1
         deadline = self._t0 + self._slot * self.period
@@ -195,18 +197,20 @@ class Scan:
             self.skipped += free - self._slot
             self._slot = free
             deadline = self._t0 + self._slot * self.period
+        self._deadline = deadline
         clock.sleep_until(deadline)
 
     @property
     def deadline(self) -> float:
-        return (self._t0 or 0.0) + self._slot * self.period
+        """The absolute deadline of the current slot (0 before the first wait)."""
+        return self._deadline
 
     def step(self) -> None:
         """Phases 2-6 of one scan, starting now."""
         clock = self.clock
         db = self.db
         start = clock.monotonic()
-        lateness = start - self.deadline if self._t0 is not None else 0.0
+        lateness = start - self._deadline if self._t0 is not None else 0.0
         ctx = self.ctx
         ctx.now = clock.now()
         ctx.dt = start - self._last_start if self._last_start is not None else self.period
@@ -218,7 +222,8 @@ class Scan:
             port.latch(db, start)
         values = db.values
         for program, fault in self._order:  # 3. programs, 4. interlocks (inline: this runs ~10 times a scan)
-            ctx.bind(program)
+            ctx.program = program  # ctx.bind(program), without the call
+            ctx.owned = program.writes
             try:
                 program.scan(ctx)
             except Exception:

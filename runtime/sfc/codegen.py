@@ -1,7 +1,8 @@
 """Each step of a chart compiled into two small Python functions, so a scan costs one call per chart.
 
 ``run(ctx) -> int`` is a step's steady scan: it updates the step's ``.T`` and ``sfc.<chart>.step_time``
-(and ``now_h``/``weekday``/``dt`` through ``CLOCK(ctx)`` if the chart uses them), checks the guard (required
+(and the clock names the chart uses: ``now_h``/``weekday``/``dt`` through ``CLOCK(ctx)``, or only ``dt``, stored
+straight from ``ctx.dt`` into the namespace, as the charts of the reference site need), checks the guard (required
 inputs GOOD, enable) and the outgoing conditions in priority order, and returns HOLD when the guard fails,
 the index of the first transition that clears, or -1 after writing every output of the chart for this step.
 The safe step's ``run`` also ends a hold (``if HELD: RELEASE()``) once the guard is true again. For a step
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import ast
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +138,18 @@ def _choice(conditions: Sequence[ast.expr], guard: ast.expr | None, hold: int, r
     return body
 
 
+def _clock(names: Collection[str]) -> list[ast.stmt]:
+    """The start of a run: ``CLOCK(ctx)`` for a chart that reads the wall clock (now_h, weekday); for one that
+    only reads ``dt`` (every chart of the reference site), ``global dt; dt = ctx.dt``, a store into the
+    namespace without a call (this runs for every chart every scan)."""
+    if {"now_h", "weekday"} & set(names):
+        return [ast.Expr(value=call_node("CLOCK", name_node("ctx")))]
+    if "dt" in names:
+        dt = ast.Attribute(value=name_node("ctx"), attr="dt", ctx=ast.Load())
+        return [ast.Global(names=["dt"]), ast.Assign(targets=[ast.Name(id="dt", ctx=ast.Store())], value=dt)]
+    return []
+
+
 def _bookkeeping(flag: str, time_tag: str) -> list[ast.stmt]:
     elapsed = ast.BinOp(left=ast.Attribute(value=name_node("ctx"), attr="t", ctx=ast.Load()), op=ast.Sub(),
                         right=ast.Attribute(value=name_node(flag), attr="since", ctx=ast.Load()))
@@ -183,14 +196,13 @@ def _function(name: str, params: Sequence[str], body: list[ast.stmt], namespace:
 
 def step_functions(step: str, flag: str, time_tag: str, outputs: Sequence[OutputCode],
                    actions: Sequence[ActionCode], conditions: Sequence[ast.expr], guard: ast.expr | None, hold: int,
-                   clock: bool, safe: bool, namespace: dict[str, Any],
+                   clock: Collection[str], safe: bool, namespace: dict[str, Any],
                    filename: str) -> tuple[Callable[..., int], Callable[..., None]]:
     """``run`` and ``drive`` of one step (see the module docstring); ``flag`` is the namespace name of the
-    step's StepFlag, ``time_tag`` the chart's sfc.<chart>.step_time; ``clock``: the chart's expressions use
-    now_h, weekday or dt; ``safe``: this is the chart's safe step."""
-    prologue = [ast.Expr(value=call_node("CLOCK", name_node("ctx")))] if clock else []
+    step's StepFlag, ``time_tag`` the chart's sfc.<chart>.step_time; ``clock``: the clock names the chart's
+    expressions use (now_h, weekday, dt); ``safe``: this is the chart's safe step."""
     own_time = _OwnTime(flag)
-    run_body = (prologue + _bookkeeping(flag, time_tag)
+    run_body = (_clock(clock) + _bookkeeping(flag, time_tag)
                 + own_time.rewrite(_choice(conditions, guard, hold, safe and guard is not None)
                                    + _outputs(outputs, actions, False))
                 + [ast.Return(value=constant_node(-1))])

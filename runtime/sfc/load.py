@@ -100,7 +100,7 @@ class _Builder:
         for fields, actions, leaving in plans:
             run, drive = step_functions(
                 fields["name"], self.scope.flag_name(fields["flag"]), chart_tag(decl.name, "step_time"), outputs, actions,
-                [conditions[t.number].code for t in leaving], guard, HOLD, bool(self.clock),
+                [conditions[t.number].code for t in leaving], guard, HOLD, self.clock,
                 fields["name"] == decl.safe, namespace, f"<chart {decl.name} step {fields['name']}>")
             steps.append(Step(**fields, run=run, drive=drive,
                               conditions=tuple(conditions[t.number].fn for t in leaving)))

@@ -15,16 +15,16 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import is_not, itemgetter
 from pathlib import Path
 from typing import Any, TextIO
 
 from runtime.clock import SimClock
 from runtime.drivers.inline import InlinePort
 from runtime.names import program_tag
-from runtime.tags import Quality, TagDB
+from runtime.tags import Quality, TagDB, TagDef
 from tools.plantsim.devices import PlantDevices, unknown_tags
 from tools.plantsim.events import FaultData, apply_plant, end_fault, start_fault
 from tools.plantsim.model import Plant
@@ -289,10 +289,7 @@ class Simulation:
         if trace_to is not None:
             self.trace.stream_to(trace_to, keep=False)
         self.trace_every = trace_every or scenario.trace_every
-        # trace columns of declared tags that are not floats, by index in a row: written as text (enum names)
-        defs = self.db.defs
-        self._formatted = [(1 + i, defs[name]) for i, name in enumerate(self._tag_columns)
-                           if name in defs and defs[name].type != "float"]
+        self._texts = TextColumns(self.db.defs, self._tag_columns)
         self.wall_s = 0.0
         self.cpu_s = 0.0  # CPU time of this process over the run: the wall time of a machine with a free core
         self.scan_s = 0.0  # wall time inside scan.step(), plant and devices included
@@ -408,9 +405,8 @@ class Simulation:
         return keep
 
     def _sample(self, t: float) -> None:
-        row: list[Any] = [t, *map(self.db.values.get, self._tag_columns)]  # None for a tag the site lacks
-        for index, tag in self._formatted:
-            row[index] = tag.format(row[index])
+        tags = tuple(map(self.db.values.get, self._tag_columns))  # None for a tag the site lacks
+        row: list[Any] = [t, *self._texts.apply(tags)]
         plant = self.plant
         row += [measure(plant) for measure in PLANT_COLUMNS.values()]
         self.trace.append(row)
@@ -476,6 +472,42 @@ class Simulation:
         return {"plant": round(plant / scans * 1e6, 1), "devices": round(devices / scans * 1e6, 1),
                 "controller": round(controller / scans * 1e6, 1),
                 "sim_loop": round((self.wall_s - self.scan_s) / scans * 1e6, 1)}
+
+
+class TextColumns:
+    """The trace's columns of declared tags that are not floats, written as text (enum names, 0/1).
+
+    A row's values are fetched, compared and put in place by C-level calls; the texts are made again only when
+    one of these values is another object than at the last row (they are chart steps, switches and parameters,
+    which rarely change; an image value that did not change is the same object)."""
+
+    def __init__(self, defs: Mapping[str, TagDef], columns: list[str]) -> None:
+        indices = [i for i, name in enumerate(columns) if name in defs and defs[name].type != "float"]
+        self.tags = [defs[columns[i]] for i in indices]
+        self._fetch = _getter(indices)
+        # a row is the values followed by the texts; each text column takes its text instead of its value
+        text_of = {index: len(columns) + k for k, index in enumerate(indices)}
+        self._arrange = _getter([text_of.get(i, i) for i in range(len(columns))])
+        self._last: tuple[Any, ...] | None = None
+        self._texts: tuple[str, ...] = ()
+
+    def apply(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``values`` (one per column) with the text columns' values formatted."""
+        raw = self._fetch(values)
+        if self._last is None or any(map(is_not, raw, self._last)):
+            self._last = raw
+            self._texts = tuple(tag.format(value) for tag, value in zip(self.tags, raw, strict=True))
+        return self._arrange(values + self._texts)
+
+
+def _getter(indices: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A C-level fetch of ``indices`` from a tuple, as a tuple (also for one index or none)."""
+    if len(indices) > 1:
+        return itemgetter(*indices)  # type: ignore[return-value]
+    if indices:
+        only = indices[0]
+        return lambda values: (values[only],)
+    return lambda values: ()
 
 
 class Watch:

@@ -277,6 +277,33 @@ def test_clock_variables_and_ok(rig) -> None:
     assert r.chart("c").step == "night"  # 36 s = 0.01 h
 
 
+def test_a_chart_reading_only_dt_sees_each_scans_dt(rig) -> None:
+    """Without now_h or weekday a chart stores ctx.dt itself (no CLOCK call): its steady scan and the entry of a
+    step in a later scan both see that scan's dt, also after an overrun made a scan longer than the period."""
+    r = rig({"d": """\
+        name: d
+        initial: a
+        safe: a
+        outputs: {t.num: {}, t.x: {hold: true}}
+        steps:
+          a: {actions: [{qualifier: N, set: t.num, value: t.num + dt}]}
+          b: {actions: [{qualifier: P1, set: t.x, value: dt * 10}, {qualifier: N, set: t.num, value: t.num + dt}]}
+        transitions:
+          - {from: a, to: b, when: t.go}
+        """})
+    assert "CLOCK" not in r.chart("d").steps["a"].run.__code__.co_names
+    r.step()
+    r.step()
+    assert r["t.num"] == 2.0
+    r.scan.clock.advance(1.5)  # a late scan: the loop skips a slot, the next scan starts 2 s after the last
+    r.step()
+    assert r["t.num"] == 4.0
+    r.step()
+    r.scan.clock.advance(1.5)
+    r.step(t_go=True)
+    assert (r.chart("d").step, r["t.x"], r["t.num"]) == ("b", 20.0, 7.0)
+
+
 def test_values_are_converted_to_the_output_type(rig) -> None:
     r = rig({"v": """\
         name: v

@@ -228,3 +228,21 @@ def test_why_at_refuses_a_bad_time(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         main(["sim", "--scenario", str(scenario_file(tmp_path, "")), "--why-at", "25:00"])
     assert "'25:00' is not a time of day such as 20:15" in capsys.readouterr().err
+
+
+def test_text_columns_follow_every_change_of_their_values() -> None:
+    """The trace's text columns are formatted again whenever a value is another object than at the last row
+    (an equal value of another type too: an int tag holding True reads 'True', not '1')."""
+    from runtime.tags import TagDef, TagType
+    from tools.plantsim.sim import TextColumns
+
+    defs = {tag.name: tag for tag in (TagDef("a.on", TagType.BOOL), TagDef("a.step", TagType.ENUM, values=("idle", "run")),
+                                      TagDef("a.count", TagType.INT), TagDef("a.x", TagType.FLOAT))}
+    columns = TextColumns(defs, ["a.x", "a.on", "missing", "a.step", "a.count"])
+    assert columns.apply((1.5, False, None, 0, 7)) == (1.5, "0", None, "idle", "7")
+    assert columns.apply((2.5, False, None, 0, 7)) == (2.5, "0", None, "idle", "7")
+    assert columns.apply((2.5, True, None, 0, 7)) == (2.5, "1", None, "idle", "7")
+    assert columns.apply((2.5, True, None, 1, 7)) == (2.5, "1", None, "run", "7")
+    assert columns.apply((2.5, True, None, 1, True)) == (2.5, "1", None, "run", "True")
+    assert TextColumns(defs, ["a.x"]).apply((3.0,)) == (3.0,)
+    assert TextColumns(defs, ["a.on"]).apply((1,)) == ("1",)
