@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +65,16 @@ class AlarmCounter:
         self.values = scan.db.values
         self.last = {name: bool(self.values[name]) for name in self.names}
         self.raised = 0
+        # this runs every scan: one C-level fetch of the alarms and one comparison when none moved
+        self._fetch = itemgetter(*self.names) if self.names else (lambda _values: ())
+        self._seen = self._fetch(self.values)
 
     def __call__(self, scan: Scan) -> None:
         values, last = self.values, self.last
+        seen = self._fetch(values)
+        if seen == self._seen:
+            return
+        self._seen = seen
         for name in self.names:
             on = bool(values[name])
             if on != last[name]:
