@@ -9,7 +9,7 @@ the run starts at, so a 24 h profile repeats every day of a longer run. Three sh
 - for PV, a clear-sky day ``{peak, sunrise, sunset}`` with an optional ``clouds`` cover 0..1 that cuts the
   output and makes it flicker the way passing clouds do (reproducible: seeded).
 
-Profiles are evaluated once per plant step, so they stay plain Python with a cached segment (``Piecewise``).
+Profiles are evaluated once per plant step, so they stay plain Python with the current segment cached.
 """
 
 from __future__ import annotations
@@ -43,49 +43,11 @@ def constant(value: float) -> Profile:
     return profile
 
 
-class Piecewise:
-    """``f(x)`` through the points (xs[k], ys[k]), xs increasing: linear between them, the end values held
-    outside. Callers ask in increasing x, so the segment of the previous call is cached with its rise and span
-    (the same floats the interpolation would subtract each call): this runs once per plant step and usually
-    costs two comparisons and one interpolation."""
-
-    __slots__ = ("xs", "ys", "_x0", "_x1", "_y0", "_rise", "_span")
-
-    def __init__(self, xs: Sequence[float], ys: Sequence[float]) -> None:
-        if not xs or len(xs) != len(ys):
-            raise ValueError("a piecewise curve needs as many values as points, at least one")
-        self.xs, self.ys = list(xs), list(ys)
-        self._x0 = self._x1 = math.nan  # no segment cached yet: every comparison with NaN is false
-        self._y0 = self._rise = self._span = 0.0
-
-    def __call__(self, x: float) -> float:
-        if self._x0 <= x < self._x1:
-            return self._y0 + self._rise * (x - self._x0) / self._span
-        return self._seek(x)
-
-    def _seek(self, x: float) -> float:
-        """The value at ``x`` off the cached segment; caches the segment ``x`` falls in (not the held ends)."""
-        xs, ys = self.xs, self.ys
-        k = bisect_right(xs, x) - 1
-        if k < 0:
-            return ys[0]
-        if k + 1 >= len(xs):
-            return ys[-1]
-        x0 = xs[k]
-        self._x0, self._x1, self._y0 = x0, xs[k + 1], ys[k]
-        self._rise, self._span = ys[k + 1] - ys[k], xs[k + 1] - x0
-        return self(x)
-
-
-class Steps(Piecewise):
-    """Like :class:`Piecewise`, but each value is held until the next point."""
-
-    __slots__ = ()
-
-    def __call__(self, x: float) -> float:
-        if self._x0 <= x < self._x1:
-            return self._y0
-        return self._seek(x)
+def segment(xs: Sequence[float], ys: Sequence[float], x: float) -> tuple[float, float, float, float, float]:
+    """The segment of the points (xs[k], ys[k]) holding ``x`` (xs[0] <= x < xs[-1]): its start, end, start value,
+    rise and span, the rise and span being the very floats an interpolation would subtract on every call."""
+    k = bisect_right(xs, x) - 1
+    return xs[k], xs[k + 1], ys[k], ys[k + 1] - ys[k], xs[k + 1] - xs[k]
 
 
 def points(daily: Sequence[tuple[float, float]], start_tod: float, hold: bool = False) -> Profile:
@@ -96,10 +58,18 @@ def points(daily: Sequence[tuple[float, float]], start_tod: float, hold: bool = 
     # one extra point on each side makes the wrap around midnight an ordinary segment
     xs = [ordered[-1][0] - DAY_S] + [p[0] for p in ordered] + [ordered[0][0] + DAY_S]
     ys = [ordered[-1][1]] + [p[1] for p in ordered] + [ordered[0][1]]
-    curve = Steps(xs, ys) if hold else Piecewise(xs, ys)
+    # the segment of the previous call, in closure cells: usually still the right one (a C-level cell load
+    # is cheaper than a list index, and this runs every plant step)
+    x0, x1, y0, rise, span = segment(xs, ys, xs[0])
 
     def profile(t: float) -> float:
-        return curve((start_tod + t) % DAY_S)
+        nonlocal x0, x1, y0, rise, span
+        tod = (start_tod + t) % DAY_S
+        if not x0 <= tod < x1:
+            x0, x1, y0, rise, span = segment(xs, ys, tod)
+        if hold:
+            return y0
+        return y0 + rise * (tod - x0) / span
 
     return profile
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config.errors import ConfigError, ConfigErrors
-from tools.plantsim.profiles import Piecewise
+from tools.plantsim.profiles import Profile, segment
 
 DEFAULT_START = datetime(2026, 6, 21)
 DEFAULT_MAX_GAP = 900.0
@@ -62,14 +62,26 @@ class Recording:
         return max(self.pv[-1].t, self.house[-1].t)
 
 
-class Series(Piecewise):
+def series(samples: list[Sample]) -> Profile:
     """A recorded series as a profile ``f(t)``: linear between samples, held before the first and after the
-    last (the simulation asks in increasing time, which the cached segment of ``Piecewise`` serves)."""
+    last. The simulation asks in increasing time, so the segment of the previous call is kept (closure cells:
+    this runs every plant step and in the no-battery pass of a replay)."""
+    ts, vs = [s.t for s in samples], [s.value for s in samples]
+    first, last = ts[0], ts[-1]
+    t0 = t1 = math.nan  # no segment yet: every comparison with NaN is false
+    v0 = rise = span = 0.0
 
-    __slots__ = ()
+    def profile(t: float) -> float:
+        nonlocal t0, t1, v0, rise, span
+        if not t0 <= t < t1:
+            if t < first:
+                return vs[0]
+            if t >= last:
+                return vs[-1]
+            t0, t1, v0, rise, span = segment(ts, vs, t)
+        return v0 + rise * (t - t0) / span
 
-    def __init__(self, samples: list[Sample]) -> None:
-        super().__init__([s.t for s in samples], [s.value for s in samples])
+    return profile
 
 
 def load_recording(path: Path | str, max_gap: float = DEFAULT_MAX_GAP,
