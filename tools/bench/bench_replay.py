@@ -23,7 +23,7 @@ from runtime.site import REPO_ROOT
 from tools.bench.figures import Figure
 from tools.plantsim.model import Plant
 from tools.plantsim.plant.config import PlantConfig
-from tools.plantsim.recording import Recording, Series, load_recording
+from tools.plantsim.recording import Recording, load_recording, series
 from tools.plantsim.weather import synthetic_year, write_csv
 
 DAY_CSV = REPO_ROOT / "examples" / "recordings" / "broken_clouds_day.csv"
@@ -50,8 +50,8 @@ def replay(recording: Path, scan: float, out: Path) -> tuple[float, float, float
 def plant_alone(recording: Recording, scan: float) -> float:
     """Wall seconds for the plant model alone to step through the recording at ``scan``."""
     plant = Plant(PlantConfig())
-    pv, house = Series(recording.pv), Series(recording.house)
-    ambient = Series(recording.ambient) if recording.ambient else (lambda _t: 20.0)
+    pv, house = series(recording.pv), series(recording.house)
+    ambient = series(recording.ambient) if recording.ambient else (lambda _t: 20.0)
     begin = time.perf_counter()
     for k in range(int(recording.duration / scan)):
         t = k * scan

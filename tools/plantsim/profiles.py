@@ -9,7 +9,7 @@ the run starts at, so a 24 h profile repeats every day of a longer run. Three sh
 - for PV, a clear-sky day ``{peak, sunrise, sunset}`` with an optional ``clouds`` cover 0..1 that cuts the
   output and makes it flicker the way passing clouds do (reproducible: seeded).
 
-Profiles are evaluated once per plant step, so they stay plain Python with a cached segment lookup.
+Profiles are evaluated once per plant step, so they stay plain Python with the current segment cached.
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ def constant(value: float) -> Profile:
     return profile
 
 
+def segment(xs: Sequence[float], ys: Sequence[float], x: float) -> tuple[float, float, float, float, float]:
+    """The segment of the points (xs[k], ys[k]) holding ``x`` (xs[0] <= x < xs[-1]): its start, end, start value,
+    rise and span, the rise and span being the very floats an interpolation would subtract on every call."""
+    k = bisect_right(xs, x) - 1
+    return xs[k], xs[k + 1], ys[k], ys[k + 1] - ys[k], xs[k + 1] - xs[k]
+
+
 def points(daily: Sequence[tuple[float, float]], start_tod: float, hold: bool = False) -> Profile:
     """Interpolate (seconds-of-day, value) points, repeating daily; ``hold`` keeps each value until the next."""
     ordered = sorted(daily)
@@ -51,18 +58,18 @@ def points(daily: Sequence[tuple[float, float]], start_tod: float, hold: bool = 
     # one extra point on each side makes the wrap around midnight an ordinary segment
     xs = [ordered[-1][0] - DAY_S] + [p[0] for p in ordered] + [ordered[0][0] + DAY_S]
     ys = [ordered[-1][1]] + [p[1] for p in ordered] + [ordered[0][1]]
-    last = [0]
+    # the segment of the previous call, in closure cells: usually still the right one (a C-level cell load
+    # is cheaper than a list index, and this runs every plant step)
+    x0, x1, y0, rise, span = segment(xs, ys, xs[0])
 
     def profile(t: float) -> float:
+        nonlocal x0, x1, y0, rise, span
         tod = (start_tod + t) % DAY_S
-        k = last[0]
-        if not xs[k] <= tod < xs[k + 1]:  # usually still the segment of the previous call
-            k = bisect_right(xs, tod) - 1
-            last[0] = k
+        if not x0 <= tod < x1:
+            x0, x1, y0, rise, span = segment(xs, ys, tod)
         if hold:
-            return ys[k]
-        x0 = xs[k]
-        return ys[k] + (ys[k + 1] - ys[k]) * (tod - x0) / (xs[k + 1] - x0)
+            return y0
+        return y0 + rise * (tod - x0) / span
 
     return profile
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from runtime.config.errors import ConfigError, ConfigErrors
+from tools.plantsim.profiles import Profile, segment
 
 DEFAULT_START = datetime(2026, 6, 21)
 DEFAULT_MAX_GAP = 900.0
@@ -62,27 +62,26 @@ class Recording:
         return max(self.pv[-1].t, self.house[-1].t)
 
 
-class Series:
+def series(samples: list[Sample]) -> Profile:
     """A recorded series as a profile ``f(t)``: linear between samples, held before the first and after the
-    last; the segment of the previous call is tried first (the simulation asks in increasing time)."""
+    last. The simulation asks in increasing time, so the segment of the previous call is kept (closure cells:
+    this runs every plant step and in the no-battery pass of a replay)."""
+    ts, vs = [s.t for s in samples], [s.value for s in samples]
+    first, last = ts[0], ts[-1]
+    t0 = t1 = math.nan  # no segment yet: every comparison with NaN is false
+    v0 = rise = span = 0.0
 
-    def __init__(self, samples: list[Sample]) -> None:
-        self.ts = [s.t for s in samples]
-        self.vs = [s.value for s in samples]
-        self._k = 0
-
-    def __call__(self, t: float) -> float:
-        ts, vs = self.ts, self.vs
-        k = self._k
-        if not (ts[k] <= t < ts[k + 1] if k + 1 < len(ts) else t >= ts[k]):
-            k = bisect_right(ts, t) - 1
-            if k < 0:
+    def profile(t: float) -> float:
+        nonlocal t0, t1, v0, rise, span
+        if not t0 <= t < t1:
+            if t < first:
                 return vs[0]
-            self._k = k
-        if k + 1 >= len(ts):
-            return vs[-1]
-        t0 = ts[k]
-        return vs[k] + (vs[k + 1] - vs[k]) * (t - t0) / (ts[k + 1] - t0)
+            if t >= last:
+                return vs[-1]
+            t0, t1, v0, rise, span = segment(ts, vs, t)
+        return v0 + rise * (t - t0) / span
+
+    return profile
 
 
 def load_recording(path: Path | str, max_gap: float = DEFAULT_MAX_GAP,

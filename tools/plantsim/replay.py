@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from runtime.events import is_alarm
 from runtime.scan import Scan
 from runtime.site import REPO_ROOT
 from tools.plantsim.plant.config import PlantConfig
-from tools.plantsim.recording import DEFAULT_MAX_GAP, Recording, Series, load_recording
+from tools.plantsim.recording import DEFAULT_MAX_GAP, Recording, load_recording, series
 from tools.plantsim.scenario import Scenario
 from tools.plantsim.sim import Simulation
 
@@ -64,9 +65,16 @@ class AlarmCounter:
         self.values = scan.db.values
         self.last = {name: bool(self.values[name]) for name in self.names}
         self.raised = 0
+        # this runs every scan: one C-level fetch of the alarms and one comparison when none moved
+        self._fetch = itemgetter(*self.names) if self.names else (lambda _values: ())
+        self._seen = self._fetch(self.values)
 
     def __call__(self, scan: Scan) -> None:
         values, last = self.values, self.last
+        seen = self._fetch(values)
+        if seen == self._seen:
+            return
+        self._seen = seen
         for name in self.names:
             on = bool(values[name])
             if on != last[name]:
@@ -80,8 +88,8 @@ def scenario_for(recording: Recording, site: Path, scan: float, plant: PlantConf
     scenario = Scenario(path=recording.path, name=f"replay of {recording.path.name}", description="",
                         start=recording.start, duration=duration or recording.duration, scan=scan, site=site,
                         plant=plant, specs=(("constant", 0.0),) * 3, trace_every=3600.0)
-    scenario.pv, scenario.house = Series(recording.pv), Series(recording.house)
-    scenario.ambient = Series(recording.ambient) if recording.ambient else (lambda _t: plant.ambient_c)
+    scenario.pv, scenario.house = series(recording.pv), series(recording.house)
+    scenario.ambient = series(recording.ambient) if recording.ambient else (lambda _t: plant.ambient_c)
     return scenario
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from runtime.config.errors import ConfigErrors
 from runtime.site import REPO_ROOT
-from tools.plantsim.recording import Series, load_recording
+from tools.plantsim.recording import Sample, load_recording, series
 from tools.plantsim.weather import synthetic_year, write_csv
 
 EXAMPLE = REPO_ROOT / "examples" / "recordings" / "broken_clouds_day.csv"
@@ -30,8 +30,25 @@ def test_a_measurement_csv_loads_and_interpolates(tmp_path: Path) -> None:
     path.write_text("# a comment\n" + GOOD)
     rec = load_recording(path)
     assert rec.duration == 1200.0 and rec.ambient is not None
-    pv = Series(rec.pv)
+    pv = series(rec.pv)
     assert pv(300.0) == 750.0 and pv(900.0) == 2000.0 and pv(5000.0) == 2500.0 and pv(0.0) == 0.0
+
+
+def test_a_series_gives_the_fresh_floats_in_any_order() -> None:
+    """The cached segment (tried first) and a jump (a new segment) give the interpolation's very floats."""
+    samples = [Sample(0.0, 10.0), Sample(600.0, 1234.5), Sample(1200.0, 7.25), Sample(1500.0, 333.3)]
+    profile = series(samples)
+
+    def fresh(t: float) -> float:
+        if t < 0.0 or t >= 1500.0:
+            return 10.0 if t < 0.0 else 333.3
+        k = max(i for i, s in enumerate(samples) if s.t <= t)
+        a, b = samples[k], samples[k + 1]
+        return a.value + (b.value - a.value) * (t - a.t) / (b.t - a.t)
+
+    times = [k * 3.7 for k in range(500)] + [-5.0, 1499.9, 1500.0, 9000.0, 599.99, 600.0, 0.0, 1200.0, 17.0]
+    for t in times:
+        assert profile(t) == fresh(t), t
 
 
 def test_kw_header_and_iso_times(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ reported as file:line with the key path and what is allowed, like the site confi
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import datetime
 from pathlib import Path
 
@@ -154,6 +155,26 @@ def test_points_wrap_around_midnight_and_follow_the_start_time() -> None:
     assert house(27 * 3600) == pytest.approx(150.0)  # the next day repeats: 21:00
     held = profiles.points([(7 * 3600.0, 600.0), (8 * 3600.0, 250.0)], start_tod=0.0, hold=True)
     assert held(7.5 * 3600) == 600 and held(3 * 3600) == 250
+
+
+def fresh_interpolation(daily: list[tuple[float, float]], tod: float, hold: bool) -> float:
+    """The points profile's value from scratch: no cached segment (what every call computed before)."""
+    ordered = sorted(daily)
+    xs = [ordered[-1][0] - profiles.DAY_S] + [p[0] for p in ordered] + [ordered[0][0] + profiles.DAY_S]
+    ys = [ordered[-1][1]] + [p[1] for p in ordered] + [ordered[0][1]]
+    k = bisect_right(xs, tod) - 1
+    return ys[k] if hold else ys[k] + (ys[k + 1] - ys[k]) * (tod - xs[k]) / (xs[k + 1] - xs[k])
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_points_cached_segment_gives_the_fresh_floats_in_any_order(hold: bool) -> None:
+    daily = [(0.0, 15.0), (5 * 3600.0, 13.0), (15 * 3600.0, 27.3), (23 * 3600.0 + 59 * 60, 16.1)]
+    start = 7 * 3600.0 + 13.0
+    profile = profiles.points(daily, start_tod=start, hold=hold)
+    # forward in steps (the cached segment), then jumps back and across midnight (a new segment each time)
+    times = [k * 7.3 for k in range(20000)] + [50000.0, 10.0, 90000.0, 3.0, 86400.0 - start, 0.0]
+    for t in times:
+        assert profile(t) == fresh_interpolation(daily, (start + t) % profiles.DAY_S, hold), t
 
 
 def test_clear_sky_is_zero_at_night_peaks_at_noon_and_clouds_cut_it() -> None:

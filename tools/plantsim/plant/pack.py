@@ -103,10 +103,8 @@ class Pack:
         self._temperature_factors()
 
     def _temperature_factors(self) -> None:
-        """Resistance and deliverable-capacity factors; recomputed only when the temperature moved 0.05 K."""
+        """Resistance and deliverable-capacity factors at the temperature now."""
         t = self.temperature_c
-        if abs(t - self._t_cached) < 0.05:
-            return
         self._t_cached = t
         self._r_temp = resistance_temperature_factor(t)
         # the voltage curve sees s_eff = 1 - (1 - s) / f: the cell reaches its floor with (1 - f) still inside
@@ -207,4 +205,5 @@ class Pack:
         temps = self.temperatures
         temps[0], temps[1] = t_hot, t_wall
         self.temp_max, self.temp_min = (t_hot, t_wall) if t_hot >= t_wall else (t_wall, t_hot)
-        self._temperature_factors()
+        if not abs(t - self._t_cached) < 0.05:  # only when it moved 0.05 K: exp() and a table lookup
+            self._temperature_factors()

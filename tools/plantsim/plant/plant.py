@@ -192,7 +192,6 @@ class Plant:
         self.ambient_c = ambient_c
         ocvs = [p.ocv() for p in packs]
         rs = [p.resistance() for p in packs]
-        currents: list[float] = [0.0] * len(packs)
         for attempt in range(2 * len(packs) + 2):
             # devices see the MOSFET states as they stand: an open MOSFET is an open circuit for that direction
             ocv_c, r_c, ocv_d, r_d = thevenin(packs, rs, ocvs)
