@@ -7,7 +7,7 @@ time) and ``ctx.dt`` (seconds since the previous scan) come from the scan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -103,6 +103,18 @@ class ScanContext:
         raise OwnershipError(f"program {who!r} {verb} {name!r}, which it does not declare in its writes")
 
 
+def fetcher(keys: Sequence[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    """A C-level fetch of ``keys`` from a mapping or a sequence, always as a tuple: ``itemgetter`` for two keys
+    or more (of one key it gives the item itself, not a tuple), a lambda for one key or none. Scan observers
+    and blocks read their tags this way every scan."""
+    if len(keys) > 1:
+        return itemgetter(*keys)  # type: ignore[return-value]
+    if keys:
+        only = keys[0]
+        return lambda items: (items[only],)
+    return lambda _items: ()
+
+
 class TagGroup:
     """Tags a block reads together every scan (a BMS's cells), fetched in one C-level call each.
 
@@ -112,13 +124,7 @@ class TagGroup:
 
     def __init__(self, names: Iterable[str]) -> None:
         self.names = tuple(names)
-        if len(self.names) == 1:
-            only = self.names[0]
-            self._fetch: Callable[[Mapping[str, Any]], tuple[Any, ...]] = lambda image: (image[only],)
-        elif not self.names:
-            self._fetch = lambda image: ()
-        else:
-            self._fetch = itemgetter(*self.names)
+        self._fetch = fetcher(self.names)
 
     def staged(self, ctx: ScanContext) -> tuple[Any, ...]:
         if ctx.db.staged.keys().isdisjoint(self.names):

@@ -32,13 +32,13 @@ and nothing is shelved costs one tuple fetch and two comparisons.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from operator import itemgetter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from runtime.alarms.manager import Alarm, AlarmManager, AlarmRefused, AlarmState, JournalEntry, Priority
 from runtime.names import alarm_tag
+from runtime.program import fetcher
 from runtime.server.regmap import ALARM_SYSTEM_FIRST
 from runtime.tags import AlarmSpec, ModbusMap, TagDB, TagDef, TagType
 
@@ -137,8 +137,8 @@ class AlarmService:
             for tag in alarms}, journal_size=journal_size)
         for tag in alarm_tags(db.defs.values()):
             db.ensure(tag)
-        self._conditions = _fetcher(tuple(tag.name for tag in alarms))
-        self._commands = _fetcher((ACK, SHELVE, UNSHELVE) if alarms else ())
+        self._conditions = fetcher(tuple(tag.name for tag in alarms))
+        self._commands = fetcher((ACK, SHELVE, UNSHELVE) if alarms else ())
         self._last: tuple[Any, ...] = ()
         self._idle = (0, 0, 0) if alarms else ()
         self._seq = 0
@@ -261,16 +261,6 @@ def journal_entry(record: Any) -> JournalEntry | None:
                             by_label[record["to"]], str(record["by"]))
     except (KeyError, TypeError, ValueError):
         return None
-
-
-def _fetcher(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """A C-level fetch of ``names`` from the image as a tuple (empty for no names)."""
-    if len(names) > 1:
-        return itemgetter(*names)  # type: ignore[return-value]
-    if names:
-        only = names[0]
-        return lambda values: (values[only],)
-    return lambda values: ()
 
 
 def journal_path(site: Any) -> Path:

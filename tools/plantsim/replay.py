@@ -13,7 +13,6 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 from runtime.cli_args import duration_arg
 from runtime.config.errors import ConfigError, ConfigErrors, did_you_mean
 from runtime.events import is_alarm
+from runtime.program import fetcher
 from runtime.scan import Scan
 from runtime.site import REPO_ROOT
 from tools.plantsim.plant.config import PlantConfig
@@ -66,7 +66,7 @@ class AlarmCounter:
         self.last = {name: bool(self.values[name]) for name in self.names}
         self.raised = 0
         # this runs every scan: one C-level fetch of the alarms and one comparison when none moved
-        self._fetch = itemgetter(*self.names) if self.names else (lambda _values: ())
+        self._fetch = fetcher(self.names)
         self._seen = self._fetch(self.values)
 
     def __call__(self, scan: Scan) -> None:

@@ -15,15 +15,16 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from operator import is_not, itemgetter
+from operator import is_not
 from pathlib import Path
 from typing import Any, TextIO
 
 from runtime.clock import SimClock
 from runtime.drivers.inline import InlinePort
 from runtime.names import program_tag
+from runtime.program import fetcher
 from runtime.tags import Quality, TagDB, TagDef
 from tools.plantsim.devices import PlantDevices, unknown_tags
 from tools.plantsim.events import FaultData, apply_plant, end_fault, start_fault
@@ -484,10 +485,10 @@ class TextColumns:
     def __init__(self, defs: Mapping[str, TagDef], columns: list[str]) -> None:
         indices = [i for i, name in enumerate(columns) if name in defs and defs[name].type != "float"]
         self.tags = [defs[columns[i]] for i in indices]
-        self._fetch = _getter(indices)
+        self._fetch = fetcher(indices)
         # a row is the values followed by the texts; each text column takes its text instead of its value
         text_of = {index: len(columns) + k for k, index in enumerate(indices)}
-        self._arrange = _getter([text_of.get(i, i) for i in range(len(columns))])
+        self._arrange = fetcher([text_of.get(i, i) for i in range(len(columns))])
         self._last: tuple[Any, ...] | None = None
         self._texts: tuple[str, ...] = ()
 
@@ -498,16 +499,6 @@ class TextColumns:
             self._last = raw
             self._texts = tuple(tag.format(value) for tag, value in zip(self.tags, raw, strict=True))
         return self._arrange(values + self._texts)
-
-
-def _getter(indices: list[int]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
-    """A C-level fetch of ``indices`` from a tuple, as a tuple (also for one index or none)."""
-    if len(indices) > 1:
-        return itemgetter(*indices)  # type: ignore[return-value]
-    if indices:
-        only = indices[0]
-        return lambda values: (values[only],)
-    return lambda values: ()
 
 
 class Watch:
@@ -562,8 +553,7 @@ class AlarmMarks:
         self.db = db
         self.marks = marks
         self.names = tuple(n for n, tag in db.defs.items() if n.startswith("alarm.") and tag.is_bool)
-        self._fetch = itemgetter(*self.names) if len(self.names) > 1 else \
-            (lambda values: tuple(values[n] for n in self.names))
+        self._fetch = fetcher(self.names)
         self._last = tuple(False for _ in self.names)
 
     def __call__(self, scan: Any) -> None:
@@ -582,7 +572,7 @@ class Tally:
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
-        self._fetch = itemgetter(*names) if len(names) > 1 else (lambda values: tuple(values[n] for n in names))
+        self._fetch = fetcher(names)
         self._combinations: dict[Any, int] = {}
 
     def count(self, values: Mapping[str, Any]) -> None:
