@@ -290,6 +290,7 @@ class RegisterBank:
                        for table in ("holding", "input", "coil", "discrete")}
         self.registers = {table: self.tables[table] for table in ("holding", "input")}
         self.bits = {table: self.tables[table] for table in BIT_TABLES}
+        self.writes = 0  # stores from a client: shadow mode is proven by none over a run (tests/runtime/test_shadow.py)
         self._garbage_turn = 0
         self.sensor_faults: dict[str, SensorFault] = {}
         self._build_encoders()
@@ -385,6 +386,7 @@ class RegisterBank:
 
     def store(self, table: str, address: int, values: Sequence[Any]) -> None:
         """Keep written words (or coils) and drive the plant inputs of every output point they touch."""
+        self.writes += 1
         with self.lock:
             store = self.tables[table]
             touched: dict[str, Any] = {}
