@@ -20,9 +20,6 @@ import yaml
 
 from runtime.cli_args import duration_arg
 from runtime.config.errors import ConfigError, ConfigErrors, did_you_mean
-from runtime.events import is_alarm
-from runtime.program import fetcher
-from runtime.scan import Scan
 from runtime.site import REPO_ROOT
 from tools.plantsim.plant.config import PlantConfig
 from tools.plantsim.recording import DEFAULT_MAX_GAP, Recording, load_recording, series
@@ -55,31 +52,6 @@ KPIS = (
     Kpi("safety_violations", "safety violations (oracle)", "", 0),
     Kpi("soc_error_max_pts", "SoC error, max (displayed - true)", "pts", 2),
 )
-
-
-class AlarmCounter:
-    """A scan observer counting the rises of the site's ``alarm.*`` tags."""
-
-    def __init__(self, scan: Scan) -> None:
-        self.names = tuple(name for name, tag in scan.db.defs.items() if is_alarm(tag))
-        self.values = scan.db.values
-        self.last = {name: bool(self.values[name]) for name in self.names}
-        self.raised = 0
-        # this runs every scan: one C-level fetch of the alarms and one comparison when none moved
-        self._fetch = fetcher(self.names)
-        self._seen = self._fetch(self.values)
-
-    def __call__(self, scan: Scan) -> None:
-        values, last = self.values, self.last
-        seen = self._fetch(values)
-        if seen == self._seen:
-            return
-        self._seen = seen
-        for name in self.names:
-            on = bool(values[name])
-            if on != last[name]:
-                last[name] = on
-                self.raised += on
 
 
 def scenario_for(recording: Recording, site: Path, scan: float, plant: PlantConfig,
@@ -136,13 +108,11 @@ class Replay:
         self.scenario = scenario
         self.simulation = Simulation(scenario, trace_to=trace)
         apply_sets(self.simulation, sets or {})
-        self.alarms = AlarmCounter(self.simulation.scan)
-        self.simulation.scan.observers.append(self.alarms)
 
     def run(self, progress: bool = False) -> dict[str, Any]:
         """Replay: the KPIs, and under ``summary`` the whole sim summary."""
         summary = self.simulation.run(progress=progress)
-        return kpis(self.scenario, summary, self.alarms.raised)
+        return kpis(self.scenario, summary)
 
 
 def no_battery(scenario: Scenario, steps: int, period: float) -> tuple[float, float]:
@@ -159,7 +129,7 @@ def no_battery(scenario: Scenario, steps: int, period: float) -> tuple[float, fl
     return pv_ws * period / 3.6e6, import_ws * period / 3.6e6
 
 
-def kpis(scenario: Scenario, summary: dict[str, Any], alarms: int) -> dict[str, Any]:
+def kpis(scenario: Scenario, summary: dict[str, Any]) -> dict[str, Any]:
     plant = scenario.plant
     steps = max(0, summary["scans"] - 1)  # the first scan only latches: the plant steps from the second on
     pv_kwh, import_alone = no_battery(scenario, steps, summary["scan_s"])
@@ -177,7 +147,7 @@ def kpis(scenario: Scenario, summary: dict[str, Any], alarms: int) -> dict[str, 
         "hours_above_90pct": summary["hours_above_90pct"],
         "inverter_starts": summary["inverter_starts"],
         "charger_starts": summary["charger_starts"],
-        "alarms_raised": alarms,
+        "alarms_raised": summary["alarms_raised"],  # counted by the simulation's AlarmMarks
         "safety_violations": summary["safety_violations"],
         "soc_error_max_pts": summary["soc_error_max_pts"],
         "summary": summary,

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from runtime.clock import SimClock
 from runtime.drivers.inline import InlinePort
+from runtime.events import is_alarm
 from runtime.names import program_tag
 from runtime.program import fetcher
 from runtime.tags import Quality, TagDB, TagDef
@@ -552,7 +553,7 @@ class AlarmMarks:
     def __init__(self, db: TagDB, marks: list[Mark]) -> None:
         self.db = db
         self.marks = marks
-        self.names = tuple(n for n, tag in db.defs.items() if n.startswith("alarm.") and tag.is_bool)
+        self.names = tuple(n for n, tag in db.defs.items() if is_alarm(tag))
         self._fetch = fetcher(self.names)
         self._last = tuple(False for _ in self.names)
 

@@ -13,9 +13,9 @@ import pytest
 from runtime.site import REPO_ROOT
 from tools.plantsim.plant.config import PlantConfig
 from tools.plantsim.recording import load_recording
-from tools.plantsim.replay import KPIS, AlarmCounter, Replay, scenario_for
+from tools.plantsim.replay import KPIS, Replay, scenario_for
 from tools.plantsim.scenario import load_scenario
-from tools.plantsim.sim import Simulation
+from tools.plantsim.sim import AlarmMarks, Simulation
 
 EXAMPLE = REPO_ROOT / "examples" / "recordings" / "broken_clouds_day.csv"
 
@@ -103,15 +103,17 @@ def test_a_streamed_trace_is_byte_identical_to_one_kept_in_memory(tmp_path: Path
     assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "kept.csv").read_bytes()
 
 
-def test_the_alarm_counter_counts_each_rise_past_its_quiet_scans() -> None:
-    """Scans where no alarm moved take the one-comparison path; a rise, a fall and a second rise still count."""
+def test_the_alarms_raised_count_each_rise_past_its_quiet_scans() -> None:
+    """The replay's alarms raised are the simulation's (AlarmMarks): scans where no alarm moved take the
+    one-comparison path; a rise, a fall and a second rise still count."""
     simulation = Simulation(load_scenario(REPO_ROOT / "scenarios" / "sunny_summer_day.yaml"))
-    counter = AlarmCounter(simulation.scan)
+    marks = simulation.scan.observers[-1]
+    assert isinstance(marks, AlarmMarks)
     values = simulation.db.values
-    name = counter.names[0]
+    name = marks.names[0]
     rises = 0
     for on in (False, False, True, True, False, True, False, False):
         values[name] = on
-        counter(simulation.scan)
-        rises = counter.raised
+        marks(simulation.scan)
+        rises = sum(1 for mark in simulation.marks if mark.kind == "alarm")
     assert rises == 2
